@@ -1,0 +1,46 @@
+# Two entry points for a fresh machine:
+#   make run   set up and run the default study (config.yaml) on the embedded CP2K engine
+#   make test  set up and run the test suite
+# Both create .venv, install the package with pinned dependencies, and install Debian's
+# cp2k + cp2k-data when no CP2K binary is on PATH.
+
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= all
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test test-quick setup setup-test cp2k lint clean
+
+run: setup cp2k
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
+
+test: setup-test cp2k
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The quick subset while working: no real-engine runs.
+test-quick: setup-test
+	$(BIN)/pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+
+setup-test: setup
+	$(BIN)/pip install --quiet -r requirements-test.txt
+
+cp2k:
+	@bash scripts/ensure_cp2k.sh
+
+lint: setup-test
+	$(BIN)/ruff check workflow tests bench
+	$(BIN)/ruff format --check workflow tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --cores 1
+
+clean:
+	rm -rf results logs .snakemake

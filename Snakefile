@@ -1,0 +1,24 @@
+# Defect studies of tin-lead halide perovskites: entry point.
+# The rules live in workflow/rules/ by stage; the science lives in the perovskite_defects
+# package (workflow/perovskite_defects), which every rule calls through a thin script.
+
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/hosts.smk"
+include: "workflow/rules/phases.smk"
+include: "workflow/rules/defects.smk"
+include: "workflow/rules/calculations.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        TABLES,
+    default_target: True

@@ -1,0 +1,42 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# ../shared/reference relative to the project root: present only in the development workspace.
+CDTE_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "cdte_vcd_m2"
+
+
+@pytest.fixture(scope="session")
+def cdte_reference() -> Path:
+    """Folder of the CdTe V_Cd^-2 VASP reference runs (see its README); skip if absent."""
+    if not CDTE_REFERENCE.is_dir():
+        pytest.skip(
+            "reference data ../shared/reference/cdte_vcd_m2 not present "
+            "(only in the development workspace)"
+        )
+    return CDTE_REFERENCE
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cp2k_available() -> bool:
+    import shutil
+
+    return any(shutil.which(exe) for exe in ("cp2k.psmp", "cp2k.popt", "cp2k"))
+
+
+@pytest.fixture(scope="session")
+def cp2k_binary() -> str:
+    """The CP2K binary; the real-engine tests fail (not skip) without it: make test installs it."""
+    import shutil
+
+    for exe in ("cp2k.psmp", "cp2k.popt", "cp2k"):
+        path = shutil.which(exe)
+        if path:
+            return path
+    pytest.fail("no CP2K binary on PATH: run 'make test', which installs Debian's cp2k")

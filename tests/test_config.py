@@ -1,0 +1,110 @@
+"""Config validation: defaults, and one clear line for every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perovskite_defects import config as cfg
+
+
+def test_defaults_fill_the_default_study() -> None:
+    config = cfg.validate({})
+    assert config["study"] == "cspbi3_default"
+    assert config["host"] == {
+        "A": "Cs",
+        "B": "Pb",
+        "X": "I",
+        "lattice_constant": 6.40,
+        "relax": True,
+        "supercell": [2, 2, 2],
+    }
+    names = [d["name"] for d in config["defects"]]
+    assert names == ["V_I", "Na_Cs", "Na_Pb", "Na_i"]
+    assert config["defects"][0]["site_index"] == 0
+    assert cfg.host_name(config) == "CsPbI3"
+
+
+def test_repository_config_is_valid() -> None:
+    config = cfg.load(Path(__file__).resolve().parents[1] / "config.yaml")
+    assert config["engine"] == "cp2k"
+
+
+def test_every_schema_key_has_description_and_default() -> None:
+    schema = cfg.load_schema()
+
+    def walk(node: dict, path: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            where = f"{path}.{key}" if path else key
+            assert "description" in sub, f"{where} has no description"
+            # required keys of list items (a defect's name, charges) have no default
+            if key not in node.get("required", []):
+                assert "default" in sub, f"{where} has no default"
+            walk(sub, where)
+        if "items" in node and isinstance(node["items"], dict):
+            walk(node["items"], path + "[]")
+
+    walk(schema, "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"studdy": "x"}, "unknown key(s) ['studdy']"),
+        ({"study": "../etc"}, "config key 'study'"),
+        ({"study": "a b; rm -rf"}, "does not match the allowed pattern"),
+        ({"engine": "abinit"}, "config key 'engine': 'abinit' is not one of"),
+        ({"level": "medium"}, "config key 'level'"),
+        ({"host": {"B": "Ge"}}, "config key 'host.B': 'Ge' is not one of"),
+        ({"host": {"X": "F"}}, "config key 'host.X'"),
+        ({"host": {"lattice_constant": -1}}, "config key 'host.lattice_constant'"),
+        ({"host": {"lattice_constant": "big"}}, "is not of type 'number'"),
+        ({"host": {"supercell": [2, 2]}}, "config key 'host.supercell'"),
+        ({"host": {"supercell": [2, 0, 2]}}, "config key 'host.supercell.1'"),
+        ({"defects": [{"name": "V_I"}]}, "'charges' is a required property"),
+        ({"defects": [{"name": "Vac_I", "charges": [0]}]}, "config key 'defects.0.name'"),
+        ({"defects": [{"name": "V_I", "charges": [0, 0]}]}, "non-unique"),
+        ({"defects": [{"name": "V_I", "charges": [9]}]}, "config key 'defects.0.charges.0'"),
+        ({"defects": [{"name": "V_Br", "charges": [1]}]}, "not in the host CsPbI3"),
+        ({"defects": [{"name": "Xx_Cs", "charges": [0]}]}, "'Xx' is not an element"),
+        (
+            {"defects": [{"name": "V_I", "charges": [1]}, {"name": "V_I", "charges": [0]}]},
+            "listed twice",
+        ),
+        ({"competing_phases": ["Cs", "Pb", "Na", "CsI"]}, "no elemental reference phase for ['I']"),
+        ({"competing_phases": ["Unobtainium"]}, "no structure file structures/phases/Unobtainium"),
+        ({"dielectric": {"value": 0.5}}, "config key 'dielectric.value'"),
+        ({"correction": "magic"}, "config key 'correction'"),
+        ({"cp2k": {"executable": "cp2k; rm -rf /"}}, "config key 'cp2k.executable'"),
+        ({"resources": {"mpi_ranks": -2}}, "config key 'resources.mpi_ranks'"),
+    ],
+)
+def test_bad_input_gives_one_line_naming_the_key(raw: dict, expected: str) -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.validate(raw)
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_and_malformed_config_files(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError, match="does not exist"):
+        cfg.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: [unclosed\n")
+    with pytest.raises(cfg.ConfigError, match="not valid YAML"):
+        cfg.load(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(cfg.ConfigError, match="top level must be a mapping"):
+        cfg.load(scalar)
+
+
+def test_defect_names_parse_to_kinds_and_atom_changes() -> None:
+    specs = {s.name: s for s in cfg.defect_specs(cfg.validate({}))}
+    assert specs["V_I"].kind == "vacancy" and specs["V_I"].atoms_added == {"I": -1}
+    assert specs["Na_Cs"].atoms_added == {"Na": 1, "Cs": -1}
+    assert specs["Na_Pb"].kind == "substitution"
+    assert specs["Na_i"].kind == "interstitial" and specs["Na_i"].atoms_added == {"Na": 1}
+    assert specs["Na_i"].charges == (1, 0)

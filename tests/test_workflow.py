@@ -1,0 +1,84 @@
+"""The Snakemake workflow end to end, with the real CP2K engine on a tiny study."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+# One defect in a 5-atom cell at a low cutoff: every DFT job takes seconds.
+TINY = {
+    "study": "tiny",
+    "host": {"lattice_constant": 6.40, "relax": False, "supercell": [1, 1, 1]},
+    "defects": [{"name": "V_I", "charges": [1, 0, -1]}],
+    "competing_phases": ["Cs", "Pb", "I2", "CsI", "PbI2"],
+    "resources": {"mpi_ranks": 1},
+    "cp2k": {
+        "settings": {
+            "cutoff_ry": 150,
+            "rel_cutoff_ry": 30,
+            "kpoint_length": 10.0,
+            "supercell_kpoints": "length",
+        }
+    },
+}
+
+
+def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200):
+    cfg_path = workdir / "study.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", str(cfg_path), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_invalid_config_stops_before_any_job(tmp_path: Path) -> None:
+    bad = dict(TINY, host={"B": "Ge"})
+    proc = snakemake(tmp_path, bad, "--cores", "1", "-n")
+    assert proc.returncode != 0
+    assert "invalid configuration: config key 'host.B': 'Ge' is not one of" in (
+        proc.stdout + proc.stderr
+    )
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path: Path, cp2k_binary: str) -> None:
+    proc = snakemake(tmp_path, TINY, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    tables = tmp_path / "results" / "tiny" / "tables"
+    for name in ("formation_energies", "transition_levels"):
+        assert (tables / f"{name}.csv").is_file()
+        assert (tables / f"{name}.md").read_text().startswith("#")
+    with open(tables / "formation_energies.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {int(r["charge"]) for r in rows} == {1, 0, -1}
+    limit_columns = [c for c in rows[0] if c.startswith("E_f[")]
+    assert {"E_f[I-rich] (eV)", "E_f[I-poor] (eV)"} <= set(limit_columns)
+    for row in rows:
+        assert row["converged"] == "True"
+        for column in limit_columns:
+            assert math.isfinite(float(row[column]))
+    # Known physics: the iodine vacancy is a donor; at E_F = VBM its +1 state is lowest.
+    for column in limit_columns:
+        by_charge = {int(r["charge"]): float(r[column]) for r in rows}
+        assert by_charge[1] < by_charge[0] < by_charge[-1]
+    # I-poor conditions make iodine vacancies cheaper than I-rich ones.
+    neutral = next(r for r in rows if int(r["charge"]) == 0)
+    assert float(neutral["E_f[I-poor] (eV)"]) < float(neutral["E_f[I-rich] (eV)"])
+    assert (tables / "provenance.json").is_file()
+
+    # A second run has nothing to do.
+    again = snakemake(tmp_path, TINY, "--cores", "2", "-n")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,157 @@
+"""Command-line interface: ``perovskite-defects``.
+
+``correct`` applies the analysis to one finished bulk/defect pair made outside the
+workflow (CP2K or VASP folders), so old calculations can be used without Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .engines.base import CalcRecord, EngineError
+
+
+def detect_engine(folder: Path) -> str:
+    """'vasp' when the folder holds vasprun.xml(.gz), 'cp2k' when it holds cp2k.out."""
+    if not folder.is_dir():
+        raise EngineError(f"{folder}: not a folder")
+    if any((folder / name).is_file() for name in ("vasprun.xml", "vasprun.xml.gz")):
+        return "vasp"
+    from .engines import cp2k
+
+    if (folder / cp2k.OUTPUT_NAME).is_file():
+        return "cp2k"
+    raise EngineError(
+        f"{folder}: no vasprun.xml(.gz) (VASP) or {cp2k.OUTPUT_NAME} (CP2K) found; "
+        "cannot tell which engine made it"
+    )
+
+
+def parse_folder(folder: Path) -> CalcRecord:
+    engine = detect_engine(folder)
+    if engine == "vasp":
+        from .engines.vasp import parse_vasp_dir
+
+        return parse_vasp_dir(folder)
+    from .engines import cp2k
+
+    return cp2k.parse(folder)
+
+
+def _potential_path(record: CalcRecord, folder: Path) -> Path:
+    if record.potential_file:
+        return folder / record.potential_file
+    for name in ("LOCPOT.gz", "LOCPOT"):
+        if (folder / name).is_file():
+            return folder / name
+    raise EngineError(f"{folder}: no electrostatic potential file (LOCPOT or Hartree cube)")
+
+
+def correct(
+    bulk_dir: Path, defect_dir: Path, charge: int, dielectric: float | list[float]
+) -> dict[str, Any]:
+    """Raw energy difference, FNV correction (with its parts), bulk VBM and gap, in eV."""
+    from .corrections import fnv_correction, locate_defect
+    from .engines.potentials import read_potential_grid
+
+    bulk = parse_folder(bulk_dir).require_converged()
+    defect = parse_folder(defect_dir).require_converged()
+    kind, frac = locate_defect(bulk.structure, defect.structure)
+    eps: float | list[float] = dielectric[0] if isinstance(dielectric, list) and len(dielectric) == 1 else dielectric
+    result: dict[str, Any] = {
+        "raw_energy_difference": defect.energy - bulk.energy,
+        "vbm": bulk.vbm,
+        "band_gap": bulk.band_gap,
+        "charge": charge,
+        "dielectric": eps,
+        "defect_kind": kind,
+        "defect_frac_coords": [float(x) for x in frac],
+        "engine": bulk.engine,
+        "engine_version": bulk.engine_version,
+    }
+    if charge == 0:
+        result.update(fnv_correction=0.0, fnv_parts={"point_charge": 0.0, "alignment": 0.0})
+        return result
+    fnv = fnv_correction(
+        charge,
+        eps,
+        read_potential_grid(_potential_path(bulk, bulk_dir)),
+        read_potential_grid(_potential_path(defect, defect_dir)),
+        frac,
+    )
+    summary = fnv.summary()
+    result["fnv_correction"] = fnv.total
+    result["fnv_parts"] = {k: v for k, v in summary.items() if k != "total"}
+    return result
+
+
+def _print_human(result: dict[str, Any]) -> None:
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f} eV"
+
+    print(f"engine                 {result['engine']} {result['engine_version']}")
+    print(f"defect                 {result['defect_kind']} at {result['defect_frac_coords']}")
+    print(f"raw energy difference  {fmt(result['raw_energy_difference'])}")
+    print(f"FNV correction         {fmt(result['fnv_correction'])}  (charge {result['charge']:+d})")
+    for key, value in result["fnv_parts"].items():
+        if isinstance(value, float):
+            print(f"  {key:<20} {fmt(value)}")
+    print(f"bulk VBM               {fmt(result['vbm'])}")
+    print(f"bulk band gap          {fmt(result['band_gap'])}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perovskite-defects",
+        description="Defect analysis for halide perovskites (the workflow's science as a CLI).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    corr = sub.add_parser(
+        "correct",
+        help="finite-size correction and raw energies of one finished bulk/defect pair",
+        description="Read one finished bulk/defect pair (CP2K folder, or VASP folder with "
+        "vasprun.xml(.gz) and LOCPOT(.gz)) and print the raw energy difference, the FNV "
+        "correction with its parts, the bulk VBM and band gap (eV).",
+    )
+    corr.add_argument("--bulk", required=True, type=Path, help="bulk supercell run folder")
+    corr.add_argument("--defect", required=True, type=Path, help="defect supercell run folder")
+    corr.add_argument("--charge", required=True, type=int, help="defect charge state q")
+    corr.add_argument(
+        "--dielectric",
+        required=True,
+        type=float,
+        nargs="+",
+        metavar="EPS",
+        help="dielectric constant: one value (isotropic) or three (diagonal)",
+    )
+    corr.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "correct":
+        if len(args.dielectric) not in (1, 3):
+            print("error: --dielectric takes one value or three values", file=sys.stderr)
+            return 2
+        if any(e <= 1.0 for e in args.dielectric):
+            print("error: --dielectric values must be greater than 1", file=sys.stderr)
+            return 2
+        try:
+            result = correct(args.bulk, args.defect, args.charge, list(args.dielectric))
+        except (EngineError, FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(result, indent=1))
+        else:
+            _print_human(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

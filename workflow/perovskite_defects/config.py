@@ -1,0 +1,191 @@
+"""Study configuration: JSON-schema validation with defaults, and the checks a schema cannot do.
+
+Every error is one line that names the key, the value and what is allowed, raised as
+:class:`ConfigError` before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parents[1]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PHASES_DIR = PROJECT_ROOT / "structures" / "phases"
+
+
+class ConfigError(ValueError):
+    """The study configuration is invalid; the message is one line naming the key."""
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Fill defaults recursively (objects, and the items of arrays of objects)."""
+    if schema.get("type") == "object" and isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                instance[key] = _fill_defaults(instance[key], sub)
+    elif schema.get("type") == "array" and isinstance(instance, list) and "items" in schema:
+        instance = [_fill_defaults(item, schema["items"]) for item in instance]
+    return instance
+
+
+def _format_error(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config key '{path}': unknown key(s) {extra}; allowed: {allowed}"
+    if error.validator == "enum":
+        return f"config key '{path}': {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "pattern":
+        return (
+            f"config key '{path}': {error.instance!r} does not match the allowed pattern "
+            f"{error.validator_value}"
+        )
+    if error.validator == "required":
+        return f"config key '{path}': {error.message}"
+    return f"config key '{path}': {error.message}"
+
+
+def validate(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate a config mapping against the schema and return it with defaults filled."""
+    import jsonschema
+
+    config = copy.deepcopy(dict(raw or {}))
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_format_error(errors[0]))
+    config = _fill_defaults(config, schema)
+    _check_semantics(config)
+    return config
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {p} is not valid YAML: {err}".splitlines()[0]) from err
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"config file {p}: top level must be a mapping of keys")
+    return validate(raw)
+
+
+@dataclass(frozen=True)
+class DefectSpec:
+    """A defect as named in config: V_X (vacancy), D_S (substitution), D_i (interstitial)."""
+
+    name: str
+    kind: str  # "vacancy" | "substitution" | "interstitial"
+    species: str | None  # the added species (None for vacancies)
+    site: str | None  # the species whose site is used (None for interstitials)
+    charges: tuple[int, ...]
+    site_index: int = 0
+
+    @property
+    def atoms_added(self) -> dict[str, int]:
+        """n_i of the formation energy: +1 for atoms added, -1 for atoms removed."""
+        added: dict[str, int] = {}
+        if self.species:
+            added[self.species] = added.get(self.species, 0) + 1
+        if self.site:
+            added[self.site] = added.get(self.site, 0) - 1
+        return added
+
+
+_NAME = re.compile(r"^(?:(V)_([A-Z][a-z]?)|([A-Z][a-z]?)_([A-Z][a-z]?|i))$")
+
+
+def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
+    match = _NAME.match(entry["name"])
+    if not match:
+        raise ConfigError(f"config key 'defects': {entry['name']!r} is not a defect name")
+    charges = tuple(int(q) for q in entry["charges"])
+    index = int(entry.get("site_index", 0))
+    if match.group(1):
+        return DefectSpec(entry["name"], "vacancy", None, match.group(2), charges, index)
+    species, site = match.group(3), match.group(4)
+    if site == "i":
+        return DefectSpec(entry["name"], "interstitial", species, None, charges, index)
+    return DefectSpec(entry["name"], "substitution", species, site, charges, index)
+
+
+def host_name(config: Mapping[str, Any]) -> str:
+    host = config["host"]
+    return f"{host['A']}{host['B']}{host['X']}3"
+
+
+def host_species(config: Mapping[str, Any]) -> dict[str, str]:
+    host = config["host"]
+    return {"A": host["A"], "B": host["B"], "X": host["X"]}
+
+
+def defect_specs(config: Mapping[str, Any]) -> list[DefectSpec]:
+    return [parse_defect(entry) for entry in config["defects"]]
+
+
+def _element_set(formula: str) -> set[str]:
+    return set(re.findall(r"[A-Z][a-z]?", formula))
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    from pymatgen.core.periodic_table import Element
+
+    host_elements = set(host_species(config).values())
+    names = [d["name"] for d in config["defects"]]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"config key 'defects': defect(s) listed twice: {duplicates}")
+    needed = set(host_elements)
+    for i, entry in enumerate(config["defects"]):
+        spec = parse_defect(entry)
+        key = f"defects.{i}.name"
+        if spec.site and spec.site not in host_elements:
+            raise ConfigError(
+                f"config key '{key}': {spec.name!r} uses the site of {spec.site}, which is not "
+                f"in the host {host_name(config)} (host species: {sorted(host_elements)})"
+            )
+        if spec.species:
+            if not Element.is_valid_symbol(spec.species):
+                raise ConfigError(f"config key '{key}': {spec.species!r} is not an element")
+            if spec.species == spec.site:
+                raise ConfigError(
+                    f"config key '{key}': {spec.name!r} puts a species on its own site"
+                )
+            needed.add(spec.species)
+    phases = config["competing_phases"]
+    for i, phase in enumerate(phases):
+        if not (PHASES_DIR / f"{phase}.cif").is_file():
+            available = sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
+            raise ConfigError(
+                f"config key 'competing_phases.{i}': no structure file structures/phases/"
+                f"{phase}.cif (available: {available})"
+            )
+    covered = set().union(*(_element_set(p) for p in phases)) if phases else set()
+    elemental = {p for p in phases if len(_element_set(p)) == 1}
+    missing_refs = sorted(
+        el for el in needed if not any(_element_set(p) == {el} for p in elemental)
+    )
+    if missing_refs:
+        raise ConfigError(
+            f"config key 'competing_phases': no elemental reference phase for {missing_refs} "
+            f"(needed for chemical potentials; covered elements: {sorted(covered)})"
+        )

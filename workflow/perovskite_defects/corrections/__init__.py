@@ -1,0 +1,6 @@
+"""Finite-size corrections for charged defects, and locating the defect they need."""
+
+from .freysoldt import FNVAxisData, FNVResult, fnv_correction
+from .sites import locate_defect
+
+__all__ = ["FNVAxisData", "FNVResult", "fnv_correction", "locate_defect"]

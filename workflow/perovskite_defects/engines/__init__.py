@@ -1,0 +1,1 @@
+"""DFT engines behind one record: each module writes inputs, runs, and parses to CalcRecord."""

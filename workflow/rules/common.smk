@@ -1,0 +1,45 @@
+# Config validation, study plan and wildcard constraints shared by all rule files.
+import sys
+from pathlib import Path
+
+# The package is importable from the checkout even when it is not pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from perovskite_defects import config as pd_config
+from perovskite_defects import steps as pd_steps
+
+try:
+    CONFIG = pd_config.validate(config)
+    ENGINE_SETTINGS = pd_steps.engine_settings(CONFIG).__dict__
+except (pd_config.ConfigError, ValueError) as err:
+    raise WorkflowError(f"invalid configuration: {err}")
+
+STUDY = CONFIG["study"]
+HOST = pd_config.host_name(CONFIG)
+RESULTS = f"results/{STUDY}"
+DEFECT_SPECS = pd_config.defect_specs(CONFIG)
+DEFECT_DIRS = [
+    f"{RESULTS}/{HOST}/defects/{spec.name}_q{charge}"
+    for spec in DEFECT_SPECS
+    for charge in spec.charges
+]
+PHASES = CONFIG["competing_phases"]
+TABLES = [
+    f"{RESULTS}/tables/{name}.{ext}"
+    for name in ("formation_energies", "transition_levels")
+    for ext in ("csv", "md")
+]
+
+
+def dft_threads():
+    """MPI ranks of one DFT job: the configured number, or all cores given to Snakemake."""
+    ranks = CONFIG["resources"]["mpi_ranks"]
+    return ranks if ranks > 0 else max(1, workflow.cores)
+
+
+wildcard_constraints:
+    study=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    host=r"[A-Za-z0-9]+",
+    defect=r"[A-Za-z]+_[A-Za-z]+",
+    charge=r"-?\d+",
+    phase=r"[A-Za-z0-9]+",

@@ -1,0 +1,5 @@
+from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps import prepare_bulk
+
+with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
+    prepare_bulk(config, snakemake.input.host, snakemake.output[0].rsplit("/", 1)[0])  # noqa: F821

@@ -1,0 +1,8 @@
+from pathlib import Path
+
+from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps import chemical_potentials
+
+with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
+    phases = {Path(p).parent.name: p for p in snakemake.input.phases}  # noqa: F821
+    chemical_potentials(config, snakemake.input.host, phases, snakemake.output[0])  # noqa: F821

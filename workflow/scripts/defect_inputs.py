@@ -1,0 +1,11 @@
+from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps import prepare_defect
+
+with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
+    prepare_defect(
+        config,
+        snakemake.input.host,  # noqa: F821
+        snakemake.wildcards.defect,  # noqa: F821
+        int(snakemake.wildcards.charge),  # noqa: F821
+        snakemake.output[0].rsplit("/", 1)[0],  # noqa: F821
+    )

@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps import tables
+
+with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
+    out_dir = Path(snakemake.output.provenance).parent  # noqa: F821
+    tables(
+        config,
+        snakemake.input.bulk,  # noqa: F821
+        snakemake.input.chempots,  # noqa: F821
+        snakemake.params.defect_dirs,  # noqa: F821
+        out_dir,
+    )
