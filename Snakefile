@@ -19,6 +19,6 @@ include: "workflow/rules/analysis.smk"
 
 
 rule all:
+    default_target: True
     input:
         TABLES,
-    default_target: True

@@ -39,7 +39,9 @@ def test_correct_reordered_atoms_give_the_same(cdte_reference: Path, capsys) -> 
 
     ordered = run("bulk_vasp_gam", "v_Cd_-2_vasp_gam")
     shuffled = run("bulk_vasp_gam_alt", "v_Cd_-2_choppy_changy_vasp_gam")
-    assert shuffled["raw_energy_difference"] == pytest.approx(ordered["raw_energy_difference"], abs=1e-6)
+    assert shuffled["raw_energy_difference"] == pytest.approx(
+        ordered["raw_energy_difference"], abs=1e-6
+    )
     assert shuffled["fnv_correction"] == pytest.approx(ordered["fnv_correction"], abs=1e-4)
 
 

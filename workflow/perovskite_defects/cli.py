@@ -61,7 +61,9 @@ def correct(
     bulk = parse_folder(bulk_dir).require_converged()
     defect = parse_folder(defect_dir).require_converged()
     kind, frac = locate_defect(bulk.structure, defect.structure)
-    eps: float | list[float] = dielectric[0] if isinstance(dielectric, list) and len(dielectric) == 1 else dielectric
+    eps: float | list[float] = (
+        dielectric[0] if isinstance(dielectric, list) and len(dielectric) == 1 else dielectric
+    )
     result: dict[str, Any] = {
         "raw_energy_difference": defect.energy - bulk.energy,
         "vbm": bulk.vbm,

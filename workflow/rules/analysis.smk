@@ -7,11 +7,13 @@ rule correction:
         defect="results/{study}/{host}/defects/{defect}_q{charge}/record.json",
     output:
         "results/{study}/{host}/defects/{defect}_q{charge}/correction.json",
+    log:
+        "logs/{study}/{host}/defects/{defect}_q{charge}/correction.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     params:
         scheme=CONFIG["correction"],
         dielectric=CONFIG["dielectric"],
-    log:
-        "logs/{study}/{host}/defects/{defect}_q{charge}/correction.log",
     script:
         "../scripts/correction.py"
 
@@ -25,9 +27,11 @@ rule tables:
     output:
         TABLES,
         provenance=f"{RESULTS}/tables/provenance.json",
-    params:
-        defect_dirs=DEFECT_DIRS,
     log:
         f"logs/{STUDY}/tables.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        defect_dirs=DEFECT_DIRS,
     script:
         "../scripts/tables.py"

@@ -9,6 +9,8 @@ rule run_calculation:
         "results/{study}/{calc}/record.json",
     log:
         "logs/{study}/{calc}/run.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     threads: dft_threads()
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,

@@ -6,10 +6,12 @@ rule defect_inputs:
         host="results/{study}/{host}/unitcell/record.json",
     output:
         "results/{study}/{host}/defects/{defect}_q{charge}/calc.json",
+    log:
+        "logs/{study}/{host}/defects/{defect}_q{charge}/inputs.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     params:
         supercell=CONFIG["host"]["supercell"],
         settings=ENGINE_SETTINGS,
-    log:
-        "logs/{study}/{host}/defects/{defect}_q{charge}/inputs.log",
     script:
         "../scripts/defect_inputs.py"

@@ -4,11 +4,13 @@
 rule host_inputs:
     output:
         "results/{study}/{host}/unitcell/calc.json",
+    log:
+        "logs/{study}/{host}/unitcell/inputs.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     params:
         host=CONFIG["host"],
         settings=ENGINE_SETTINGS,
-    log:
-        "logs/{study}/{host}/unitcell/inputs.log",
     script:
         "../scripts/host_inputs.py"
 
@@ -18,10 +20,12 @@ rule bulk_inputs:
         host="results/{study}/{host}/unitcell/record.json",
     output:
         "results/{study}/{host}/bulk/calc.json",
+    log:
+        "logs/{study}/{host}/bulk/inputs.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     params:
         supercell=CONFIG["host"]["supercell"],
         settings=ENGINE_SETTINGS,
-    log:
-        "logs/{study}/{host}/bulk/inputs.log",
     script:
         "../scripts/bulk_inputs.py"

@@ -6,10 +6,12 @@ rule phase_inputs:
         structure=f"{workflow.basedir}/structures/phases/{{phase}}.cif",
     output:
         "results/{study}/phases/{phase}/calc.json",
-    params:
-        settings=ENGINE_SETTINGS,
     log:
         "logs/{study}/phases/{phase}/inputs.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        settings=ENGINE_SETTINGS,
     script:
         "../scripts/phase_inputs.py"
 
@@ -22,5 +24,7 @@ rule chemical_potentials:
         "results/{study}/{host}/chemical_potentials.json",
     log:
         "logs/{study}/{host}/chemical_potentials.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
     script:
         "../scripts/chemical_potentials.py"
