@@ -41,6 +41,7 @@ lint: setup-test
 	$(BIN)/ruff format --check workflow tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
+	$(BIN)/mypy
 
 clean:
 	rm -rf results logs .snakemake

@@ -180,23 +180,37 @@ def test_unconverged_scf_is_flagged(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_real_cp2k_run_on_cubic_cspbi3(tmp_path: Path, cp2k_binary: str) -> None:
-    """A 5-atom single point: converged, sensible gap, Hartree cube with LOCPOT's sign."""
-    settings = cp2k.Cp2kSettings.for_level("fast", {"cutoff_ry": 150, "kpoint_length": 12.0})
-    unit = cubic_prototype("Cs", "Pb", "I", 6.4)
-    cp2k.write_input(unit, "static", 0, settings, tmp_path)
-    record = cp2k.run(tmp_path, nprocs=1, executable=cp2k_binary)
+    """A 40-atom single point: converged, the known PBE gap, Hartree cube with LOCPOT's sign."""
+    settings = cp2k.Cp2kSettings.for_level("fast", {"cutoff_ry": 150, "rel_cutoff_ry": 30})
+    cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.39), [2, 2, 2])
+    cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True)
+    record = cp2k.run(tmp_path, nprocs=2, executable=cp2k_binary)
     assert record.converged and np.isfinite(record.energy)
-    assert record.nelect == 34
+    assert record.nelect == 8 * 34
     assert record.vbm is not None and record.cbm is not None
-    # Known answer: PBE without spin-orbit puts the gap of cubic CsPbI3 at R near 1.4 eV;
-    # a 2x2x2 shifted mesh misses R, so the sampled gap is larger, but it is a gap.
-    assert 0.5 < record.band_gap < 4.0
+    # Known answer: the gap of cubic CsPbI3 is direct at R, which the Gamma point of the
+    # 2x2x2 supercell samples; PBE without spin-orbit coupling gives ~1.4-1.5 eV there.
+    assert record.band_gap == pytest.approx(1.45, abs=0.3)
     grid = read_potential_grid(tmp_path / str(record.potential_file))
-    assert grid.data.shape[0] > 10
-    np.testing.assert_allclose(np.diag(grid.lattice), [6.4, 6.4, 6.4], atol=1e-4)
+    np.testing.assert_allclose(np.diag(grid.lattice), [12.78] * 3, atol=1e-4)
     # The electron potential energy is lowest at the nuclei: the grid point at the Cs
     # nucleus (origin) lies well below the cell average, as in a VASP LOCPOT.
     assert grid.data[0, 0, 0] < grid.data.mean() - 5.0
+
+
+@pytest.mark.slow
+def test_real_cell_relaxation_gives_the_pbe_lattice_constant(
+    tmp_path: Path, cp2k_binary: str
+) -> None:
+    """Known answer: PBE relaxes cubic CsPbI3 to a = 6.39-6.41 Å (experiment 6.29 Å, 634 K)."""
+    settings = cp2k.Cp2kSettings.for_level("fast")  # 4x4x4 k-points, 250 Ry
+    unit = cubic_prototype("Cs", "Pb", "I", 6.33)
+    cp2k.write_input(unit, "relax_cell", 0, settings, tmp_path, keep_symmetry="CUBIC")
+    record = cp2k.run(tmp_path, nprocs=2, executable=cp2k_binary)
+    assert record.converged and record.geometry_converged is True
+    a, b, c = record.pmg_structure().lattice.abc
+    assert a == pytest.approx(b) == pytest.approx(c)
+    assert a == pytest.approx(6.40, abs=0.05)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pymatgen.core import PeriodicSite, Structure
@@ -62,7 +63,7 @@ class DefectCell:
         return [int(i) for i in np.where(dists > radius)[0]]
 
 
-def _distinct_sites(unit_cell: Structure, spec: DefectSpec):
+def _distinct_sites(unit_cell: Structure, spec: DefectSpec) -> list[Any]:
     """Symmetry-distinct defects of pymatgen-analysis-defects for ``spec``."""
     from pymatgen.analysis.defects.generators import (
         SubstitutionGenerator,
@@ -70,6 +71,8 @@ def _distinct_sites(unit_cell: Structure, spec: DefectSpec):
         VoronoiInterstitialGenerator,
     )
 
+    found: list[Any]
+    species, site = str(spec.species), str(spec.site)
     if spec.kind == "vacancy":
         found = [
             d for d in VacancyGenerator().generate(unit_cell) if d.site.specie.symbol == spec.site
@@ -77,11 +80,11 @@ def _distinct_sites(unit_cell: Structure, spec: DefectSpec):
     elif spec.kind == "substitution":
         found = [
             d
-            for d in SubstitutionGenerator().generate(unit_cell, {spec.site: spec.species})
+            for d in SubstitutionGenerator().generate(unit_cell, {site: species})
             if unit_cell[d.defect_site_index].specie.symbol == spec.site
         ]
     else:
-        found = list(VoronoiInterstitialGenerator().generate(unit_cell, [spec.species]))
+        found = list(VoronoiInterstitialGenerator().generate(unit_cell, [species]))
     if not found:
         raise ValueError(f"{spec.name}: no {spec.kind} site found in {unit_cell.formula}")
     return found
@@ -125,10 +128,10 @@ def make_defect_cell(
         if spec.kind == "vacancy":
             structure.remove_sites([index])
         else:
-            structure.replace(index, spec.species)
+            structure.replace(index, str(spec.species))
     else:
         frac = target
-        structure.append(spec.species, frac)
+        structure.append(str(spec.species), frac)
         _check_no_overlap(structure, len(structure) - 1, spec.name)
     return DefectCell(
         name=spec.name,

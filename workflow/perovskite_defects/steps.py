@@ -266,7 +266,7 @@ def tables(
         provenance.append(_provenance(record, directory / RECORD) | {"correction": corr})
     gap = bulk.cbm - bulk.vbm
     names = list(dict.fromkeys(e.name for e in entries))
-    levels = {}
+    levels: dict[str, list[Any] | None] = {}
     for limit in limits.limit_names:
         for name in names:
             lines = charge_lines(entries, name, limit)
