@@ -52,10 +52,19 @@ def _potential_path(record: CalcRecord, folder: Path) -> Path:
 
 
 def correct(
-    bulk_dir: Path, defect_dir: Path, charge: int, dielectric: float | list[float]
+    bulk_dir: Path,
+    defect_dir: Path,
+    charge: int,
+    dielectric: float | list[float],
+    scheme: str = "fnv",
+    site_radius: float = 1.0,
 ) -> dict[str, Any]:
-    """Raw energy difference, FNV correction (with its parts), bulk VBM and gap, in eV."""
-    from .corrections import fnv_correction, locate_defect
+    """Raw energy difference, FNV or eFNV correction (with parts), bulk VBM and gap, in eV.
+
+    eFNV takes the site potentials from VASP's OUTCAR (core-level potentials) or, for
+    CP2K, from the Hartree cube averaged in spheres of ``site_radius`` Å.
+    """
+    from .corrections import efnv_correction, fnv_correction, locate_defect
     from .engines.potentials import read_potential_grid
 
     bulk = parse_folder(bulk_dir).require_converged()
@@ -75,33 +84,59 @@ def correct(
         "engine": bulk.engine,
         "engine_version": bulk.engine_version,
     }
+    key = f"{scheme}_correction"
     if charge == 0:
-        result.update(fnv_correction=0.0, fnv_parts={"point_charge": 0.0, "alignment": 0.0})
+        result.update({key: 0.0, f"{scheme}_parts": {"point_charge": 0.0, "alignment": 0.0}})
         return result
-    fnv = fnv_correction(
-        charge,
-        eps,
-        read_potential_grid(_potential_path(bulk, bulk_dir)),
-        read_potential_grid(_potential_path(defect, defect_dir)),
-        frac,
-    )
-    summary = fnv.summary()
-    result["fnv_correction"] = fnv.total
-    result["fnv_parts"] = {k: v for k, v in summary.items() if k != "total"}
+    if scheme == "fnv":
+        corr: Any = fnv_correction(
+            charge,
+            eps,
+            read_potential_grid(_potential_path(bulk, bulk_dir)),
+            read_potential_grid(_potential_path(defect, defect_dir)),
+            frac,
+        )
+    else:
+        pots = [
+            _site_potentials(rec, d, site_radius)
+            for rec, d in ((bulk, bulk_dir), (defect, defect_dir))
+        ]
+        corr = efnv_correction(
+            charge, eps, pots[0], pots[1], bulk.pmg_structure(), defect.pmg_structure(), frac
+        )
+    summary = corr.summary()
+    result[key] = corr.total
+    result[f"{scheme}_parts"] = {k: v for k, v in summary.items() if k != "total"}
     return result
 
 
-def _print_human(result: dict[str, Any]) -> None:
-    def fmt(value: Any) -> str:
-        return "n/a" if value is None else f"{value:.4f} eV"
+def _site_potentials(record: CalcRecord, folder: Path, radius: float):
+    """Potentials at the atoms: VASP core-level potentials, else sphere averages of the grid."""
+    from .engines.potentials import read_potential_grid, site_potentials
 
+    if record.engine == "vasp":
+        from .engines.vasp import read_outcar_site_potentials
+
+        return read_outcar_site_potentials(folder)
+    grid = read_potential_grid(_potential_path(record, folder))
+    return site_potentials(grid, record.pmg_structure().frac_coords, radius)
+
+
+def _print_human(result: dict[str, Any]) -> None:
+    units = {"sampling_radius": "Å", "delta_v": "V", "axis_delta_v": "V"}
+
+    def fmt(value: Any, unit: str = "eV") -> str:
+        return "n/a" if value is None else f"{value:.4f} {unit}"
+
+    scheme = "efnv" if "efnv_correction" in result else "fnv"
+    label = f"{scheme.upper()} correction"
     print(f"engine                 {result['engine']} {result['engine_version']}")
     print(f"defect                 {result['defect_kind']} at {result['defect_frac_coords']}")
     print(f"raw energy difference  {fmt(result['raw_energy_difference'])}")
-    print(f"FNV correction         {fmt(result['fnv_correction'])}  (charge {result['charge']:+d})")
-    for key, value in result["fnv_parts"].items():
+    print(f"{label:<23}{fmt(result[scheme + '_correction'])}  (charge {result['charge']:+d})")
+    for key, value in result[f"{scheme}_parts"].items():
         if isinstance(value, float):
-            print(f"  {key:<20} {fmt(value)}")
+            print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
     print(f"bulk VBM               {fmt(result['vbm'])}")
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
@@ -130,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EPS",
         help="dielectric constant: one value (isotropic) or three (diagonal)",
     )
+    corr.add_argument(
+        "--correction",
+        choices=("fnv", "efnv"),
+        default="fnv",
+        help="fnv: Freysoldt (planar averages); efnv: Kumagai-Oba (atomic-site potentials)",
+    )
+    corr.add_argument(
+        "--site-radius",
+        type=float,
+        default=1.0,
+        help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
+    )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -144,7 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --dielectric values must be greater than 1", file=sys.stderr)
             return 2
         try:
-            result = correct(args.bulk, args.defect, args.charge, list(args.dielectric))
+            result = correct(
+                args.bulk,
+                args.defect,
+                args.charge,
+                list(args.dielectric),
+                scheme=args.correction,
+                site_radius=args.site_radius,
+            )
         except (EngineError, FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

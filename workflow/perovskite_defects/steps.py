@@ -190,34 +190,46 @@ def correction(
     defect_dir: str | Path,
     out_json: str | Path,
 ) -> dict[str, Any]:
-    """Finite-size correction of one charged defect (FNV), written as JSON (eV)."""
-    from .corrections.freysoldt import fnv_correction
+    """Finite-size correction of one charged defect (FNV or eFNV), written as JSON (eV)."""
+    from .corrections import efnv_correction, fnv_correction
     from .defects import DefectCell
-    from .engines.potentials import read_potential_grid
+    from .engines.potentials import read_potential_grid, site_potentials
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
     defect = CalcRecord.from_json(defect_dir / RECORD)
     cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
-    result: dict[str, Any] = {"scheme": config["correction"], "charge": defect.charge}
-    if config["correction"] == "none" or defect.charge == 0:
+    scheme = config["correction"]
+    result: dict[str, Any] = {"scheme": scheme, "charge": defect.charge}
+    if scheme == "none" or defect.charge == 0:
         result.update(total=0.0, reason="neutral defect" if defect.charge == 0 else "disabled")
     else:
         bulk = CalcRecord.from_json(bulk_dir / RECORD)
         for rec, where in ((bulk, bulk_dir), (defect, defect_dir)):
             if not rec.potential_file:
                 raise EngineError(f"{where}: no electrostatic potential file in the record")
-        fnv = fnv_correction(
-            defect.charge,
-            config["dielectric"]["value"],
-            read_potential_grid(bulk_dir / str(bulk.potential_file)),
-            read_potential_grid(defect_dir / str(defect.potential_file)),
-            cell.frac_coords,
-        )
-        result.update(fnv.summary())
-        result["files"] = [
-            str(bulk_dir / str(bulk.potential_file)),
-            str(defect_dir / str(defect.potential_file)),
-        ]
+        files = [bulk_dir / str(bulk.potential_file), defect_dir / str(defect.potential_file)]
+        bulk_grid, defect_grid = (read_potential_grid(f) for f in files)
+        eps = config["dielectric"]["value"]
+        if scheme == "fnv":
+            result.update(
+                fnv_correction(
+                    defect.charge, eps, bulk_grid, defect_grid, cell.frac_coords
+                ).summary()
+            )
+        else:
+            bulk_s, defect_s = bulk.pmg_structure(), defect.pmg_structure()
+            radius = config["site_radius"]
+            efnv = efnv_correction(
+                defect.charge,
+                eps,
+                site_potentials(bulk_grid, bulk_s.frac_coords, radius),
+                site_potentials(defect_grid, defect_s.frac_coords, radius),
+                bulk_s,
+                defect_s,
+                cell.frac_coords,
+            )
+            result.update(efnv.summary(), site_radius=radius)
+        result["files"] = [str(f) for f in files]
     result["dielectric"] = config["dielectric"]
     Path(out_json).write_text(json.dumps(result, indent=1))
     return result

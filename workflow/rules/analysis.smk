@@ -13,6 +13,7 @@ rule correction:
         "../../envs/perovskite-defects.yaml"
     params:
         scheme=CONFIG["correction"],
+        site_radius=CONFIG["site_radius"],
         dielectric=CONFIG["dielectric"],
     script:
         "../scripts/correction.py"

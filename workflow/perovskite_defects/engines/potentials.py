@@ -229,3 +229,37 @@ def _first_lines(body: bytes, count: int) -> bytes:
     if len(newlines) < nlines:
         return body  # short file: the size check reports it
     return body[: newlines[nlines - 1]]
+
+
+def site_potentials(
+    grid: PotentialGrid, frac_coords: np.ndarray, radius: float = 1.0
+) -> np.ndarray:
+    """Potential at each atom: the grid average in a sphere of ``radius`` Å around it (eV).
+
+    The stand-in for VASP's core-level site potentials where an engine has none (CP2K):
+    with the same sphere in bulk and defect cells, the difference of two such averages
+    is the electrostatic-potential change at the site that eFNV needs. The sign follows
+    the grid (electron potential energy, like VASP's core potentials).
+    """
+    frac_coords = np.atleast_2d(np.asarray(frac_coords, dtype=float))
+    shape = np.array(grid.data.shape)
+    lattice = np.asarray(grid.lattice, dtype=float)
+    # Grid points within the sphere, as integer offsets from the nearest grid point: the
+    # same stencil serves every atom (grids are regular), so this stays O(atoms x stencil).
+    spacing = np.linalg.norm(lattice, axis=1) / shape
+    reach = np.ceil(radius / spacing).astype(int) + 1
+    offsets = np.stack(
+        np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), axis=-1
+    ).reshape(-1, 3)
+    values = np.empty(len(frac_coords))
+    for i, frac in enumerate(frac_coords):
+        centre = np.mod(frac, 1.0) * shape
+        nearest = np.round(centre).astype(int)
+        points = nearest + offsets
+        cart = ((points - centre) / shape) @ lattice
+        inside = np.einsum("ij,ij->i", cart, cart) <= radius**2
+        if not inside.any():
+            raise ValueError(f"sphere of radius {radius} Å holds no grid point; grid too coarse")
+        idx = np.mod(points[inside], shape)
+        values[i] = grid.data[idx[:, 0], idx[:, 1], idx[:, 2]].mean()
+    return values
