@@ -34,6 +34,19 @@ def test_kpoint_mesh_from_length() -> None:
     assert cp2k.kpoint_mesh([6.0, 6.0, 6.0], 24.0) == (4, 4, 4)  # exact multiple
 
 
+@pytest.mark.parametrize("mesh", [(2, 2, 2), (3, 3, 3), (4, 4, 1), (1, 1, 1), (3, 2, 5)])
+def test_monkhorst_pack_points_cover_the_mesh(mesh) -> None:
+    points = cp2k.monkhorst_pack_points(mesh)
+    assert sum(w for _, w in points) == mesh[0] * mesh[1] * mesh[2]
+    # time reversal: no point appears together with its inverse
+    keys = {k for k, _ in points}
+    for k, w in points:
+        minus = tuple(cp2k._wrap(-x) for x in k)
+        assert (minus == k and w == 1.0) or (minus not in keys and w == 2.0)
+    # Gamma belongs to odd meshes only (CP2K's even Monkhorst-Pack meshes are shifted)
+    assert ((0.0, 0.0, 0.0) in keys) == all(n % 2 for n in mesh)
+
+
 def test_charged_supercell_input(tmp_path: Path) -> None:
     settings = cp2k.Cp2kSettings.for_level("fast")
     cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
@@ -42,7 +55,10 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     text = _inp(tmp_path)
     assert "CHARGE 0" in text
     assert "UKS T" in text and "MULTIPLICITY 2" in text  # 34*8 - 7 = 265 electrons
-    assert "&KPOINTS" not in text  # fast level: Gamma-only supercells
+    # fast level: 2x2x2 mesh (4 points by time reversal) plus Gamma at zero weight
+    assert "SCHEME GENERAL" in text
+    assert text.count("KPOINT ") == 5
+    assert "KPOINT 0.0000000000 0.0000000000 0.0000000000 0.0" in text
     assert "RUN_TYPE ENERGY" in text
     assert "V_HARTREE_CUBE" in text
     assert text.count("&KIND") == 3
@@ -57,7 +73,9 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     cp2k.write_input(cell, "static", 1, accurate, tmp_path, is_supercell=True)
     text = _inp(tmp_path)
     assert "UKS T" in text and "MULTIPLICITY 1" in text
-    assert "MONKHORST-PACK 3 3 3" in text  # 30 Å / 12.8 Å
+    # 30 Å / 12.8 Å: a 3x3x3 mesh, which holds Gamma already (weight 1, no extra point)
+    assert text.count("KPOINT ") == 14
+    assert "KPOINT 0.0000000000 0.0000000000 0.0000000000 1.0" in text
     assert "DZVP-MOLOPT-SR-GTH" in text and "CUTOFF 400" in text
 
 
