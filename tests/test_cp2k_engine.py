@@ -51,7 +51,7 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     settings = cp2k.Cp2kSettings.for_level("fast")
     cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
     cell.remove_sites([2])  # one iodine: 39 atoms, odd electron count when neutral
-    cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True)
+    cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True, band_edges=True)
     text = _inp(tmp_path)
     assert "CHARGE 0" in text
     assert "UKS T" in text and "MULTIPLICITY 2" in text  # 34*8 - 7 = 265 electrons
@@ -67,6 +67,7 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     cp2k.write_input(cell, "static", 1, settings, tmp_path, is_supercell=True)
     text = _inp(tmp_path)
     assert "CHARGE 1" in text
+    assert text.count("KPOINT ") == 4  # no zero-weight Gamma without band_edges
     assert "UKS T" not in text  # 264 electrons: restricted at the fast level
 
     accurate = cp2k.Cp2kSettings.for_level("accurate")
@@ -201,7 +202,7 @@ def test_real_cp2k_run_on_cubic_cspbi3(tmp_path: Path, cp2k_binary: str) -> None
     """A 40-atom single point: converged, the known PBE gap, Hartree cube with LOCPOT's sign."""
     settings = cp2k.Cp2kSettings.for_level("fast", {"cutoff_ry": 150, "rel_cutoff_ry": 30})
     cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.39), [2, 2, 2])
-    cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True)
+    cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True, band_edges=True)
     record = cp2k.run(tmp_path, nprocs=2, executable=cp2k_binary)
     assert record.converged and np.isfinite(record.energy)
     assert record.nelect == 8 * 34

@@ -87,7 +87,9 @@ def prepare_bulk(config: Mapping[str, Any], host_record: str | Path, calc_dir: s
     bulk = supercell(relaxed_unit_cell(host_record), config["host"]["supercell"])
     calc_dir = Path(calc_dir)
     _write_structure_files(bulk, calc_dir)
-    cp2k.write_input(bulk, "static", 0, engine_settings(config), calc_dir, is_supercell=True)
+    cp2k.write_input(
+        bulk, "static", 0, engine_settings(config), calc_dir, is_supercell=True, band_edges=True
+    )
 
 
 def prepare_defect(

@@ -196,6 +196,7 @@ def write_input(
     is_supercell: bool = False,
     keep_symmetry: str | None = None,
     fixed_atoms: Sequence[int] = (),
+    band_edges: bool = False,
 ) -> Path:
     """Write ``cp2k.inp`` for ``structure`` (a pymatgen Structure) into ``run_dir``.
 
@@ -205,6 +206,9 @@ def write_input(
         is_supercell: use ``settings.supercell_kpoints`` instead of the k-point length.
         keep_symmetry: CP2K cell symmetry to keep during cell optimisation (e.g. "CUBIC").
         fixed_atoms: 0-based indices of atoms held fixed during optimisation.
+        band_edges: add the supercell's Gamma point at zero weight to a shifted mesh, for
+            band edges (the bulk needs it; defect cells do not, and without it their 4
+            k-points of a 2x2x2 mesh split evenly over 2 MPI ranks: measured ~30 % faster).
     """
     if calc_kind not in CALC_KINDS:
         raise ValueError(f"calc_kind must be one of {CALC_KINDS}, got {calc_kind!r}")
@@ -251,9 +255,9 @@ def write_input(
     add("      EPS_DEFAULT 1.0E-10")
     add("    &END QS")
     if mesh != (1, 1, 1) and is_supercell:
-        # Explicit list: the mesh plus Gamma at zero weight, for the band edges.
+        # Explicit list: the mesh, plus Gamma at zero weight for the band edges.
         points = monkhorst_pack_points(mesh)
-        if not any(k == (0.0, 0.0, 0.0) for k, _ in points):
+        if band_edges and not any(k == (0.0, 0.0, 0.0) for k, _ in points):
             points.append(((0.0, 0.0, 0.0), 0.0))
         add("    &KPOINTS")
         add("      SCHEME GENERAL")
