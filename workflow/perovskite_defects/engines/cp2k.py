@@ -46,7 +46,7 @@ VALENCE = {
 }  # fmt: skip
 
 LEVELS: dict[str, dict[str, Any]] = {
-    # Measured on 2 cores: a 40-atom cell SCF takes ~55 s (RKS, DZVP, 250 Ry, 2x2x2 mesh).
+    # Measured on 2 cores: a 40-atom cell SCF takes ~55 s (RKS, DZVP, 250 Ry, 2x2x2 + Gamma).
     "fast": {},
     # Production settings for clusters: DZVP basis, converged cutoff and k-mesh, spin
     # polarisation everywhere, defects relaxed within 6 Å.
@@ -77,9 +77,7 @@ class Cp2kSettings:
     Attributes:
         basis: MOLOPT basis family (the same name exists for every element used).
         cutoff_ry: plane-wave cutoff of the finest grid (Ry; CP2K's own unit, kept
-            because every CP2K convergence study is quoted in it). Measured on the
-            39-atom cell: 200 Ry changes the total energy by 4 meV against 250 Ry and
-            runs 22 % faster; PbI2's stress is the same at 250, 400 and 600 Ry.
+            because every CP2K convergence study is quoted in it).
         rel_cutoff_ry: relative cutoff for mapping Gaussians onto grids (Ry).
         eps_scf: SCF convergence threshold (CP2K's density-matrix criterion). Measured on
             bcc Na (7x7x7 k, 300 K smearing): the energy is stable to 1e-7 Ha once the
@@ -112,7 +110,7 @@ class Cp2kSettings:
     """
 
     basis: str = "DZVP-MOLOPT-SR-GTH"
-    cutoff_ry: float = 200.0
+    cutoff_ry: float = 250.0
     rel_cutoff_ry: float = 40.0
     eps_scf: float = 1e-5
     max_scf: int = 100
