@@ -77,7 +77,11 @@ class Cp2kSettings:
     Attributes:
         basis: MOLOPT basis family (the same name exists for every element used).
         cutoff_ry: plane-wave cutoff of the finest grid (Ry; CP2K's own unit, kept
-            because every CP2K convergence study is quoted in it).
+            because every CP2K convergence study is quoted in it). 250 Ry is the lowest
+            that is safe with the semicore Na (q9) potential: the reaction energy
+            Na + CsI -> NaI + Cs is 0.42 / 0.51 / 0.56 eV at 200 / 250 / 400 Ry, and at
+            200 Ry the Na defects of the default study moved by 1-2.4 eV (grid error)
+            while V_I moved by 1 meV.
         rel_cutoff_ry: relative cutoff for mapping Gaussians onto grids (Ry).
         eps_scf: SCF convergence threshold (CP2K's density-matrix criterion). Measured on
             bcc Na (7x7x7 k, 300 K smearing): the energy is stable to 1e-7 Ha once the
