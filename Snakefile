@@ -22,3 +22,4 @@ rule all:
     default_target: True
     input:
         TABLES,
+        f"{RESULTS}/tables/provenance.json",

@@ -118,7 +118,9 @@ def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
     match = _NAME.match(entry["name"])
     if not match:
         raise ConfigError(f"config key 'defects': {entry['name']!r} is not a defect name")
-    charges = tuple(int(q) for q in entry["charges"])
+    from .defect_sets import default_charges
+
+    charges = tuple(int(q) for q in (entry.get("charges") or default_charges(entry["name"])))
     index = int(entry.get("site_index", 0))
     if match.group(1):
         return DefectSpec(entry["name"], "vacancy", None, match.group(2), charges, index)
@@ -129,8 +131,10 @@ def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
 
 
 def host_name(config: Mapping[str, Any]) -> str:
-    host = config["host"]
-    return f"{host['A']}{host['B']}{host['X']}3"
+    """Name of the ``host`` composition (CsPbI3, CsSn0.5Pb0.5I3, ...)."""
+    from .composition import parse_composition
+
+    return parse_composition(config["host"], "host").name
 
 
 def host_species(config: Mapping[str, Any]) -> dict[str, str]:
@@ -147,30 +151,32 @@ def _element_set(formula: str) -> set[str]:
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
-    from pymatgen.core.periodic_table import Element
+    """Compositions, supercells, structure files, defects and phases of every host."""
+    from .composition import CompositionError
+    from .study import check_defects, plan_hosts
 
-    host_elements = set(host_species(config).values())
     names = [d["name"] for d in config["defects"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"config key 'defects': defect(s) listed twice: {duplicates}")
-    needed = set(host_elements)
+    try:
+        hosts = plan_hosts(config, PROJECT_ROOT)
+        dopants = check_defects(config, hosts)
+    except CompositionError as err:
+        raise ConfigError(str(err)) from err
+    from pymatgen.core.periodic_table import Element
+
     for i, entry in enumerate(config["defects"]):
-        spec = parse_defect(entry)
-        key = f"defects.{i}.name"
-        if spec.site and spec.site not in host_elements:
-            raise ConfigError(
-                f"config key '{key}': {spec.name!r} uses the site of {spec.site}, which is not "
-                f"in the host {host_name(config)} (host species: {sorted(host_elements)})"
-            )
-        if spec.species:
-            if not Element.is_valid_symbol(spec.species):
-                raise ConfigError(f"config key '{key}': {spec.species!r} is not an element")
-            if spec.species == spec.site:
+        for part in entry["name"].split("+"):
+            head = part.split("_")[0]
+            if head not in ("V", "Na") and head not in ("Cs", "FA", "MA", "Pb", "Sn"):
+                if not Element.is_valid_symbol(head):
+                    raise ConfigError(f"config key 'defects.{i}.name': {head!r} is not an element")
+            _, _, tail = part.partition("_")
+            if head == tail:
                 raise ConfigError(
-                    f"config key '{key}': {spec.name!r} puts a species on its own site"
+                    f"config key 'defects.{i}.name': {part!r} puts a species on its own site"
                 )
-            needed.add(spec.species)
     phases = config["competing_phases"]
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
@@ -181,11 +187,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
             )
     covered = set().union(*(_element_set(p) for p in phases)) if phases else set()
     elemental = {p for p in phases if len(_element_set(p)) == 1}
-    missing_refs = sorted(
-        el for el in needed if not any(_element_set(p) == {el} for p in elemental)
-    )
-    if missing_refs:
-        raise ConfigError(
-            f"config key 'competing_phases': no elemental reference phase for {missing_refs} "
-            f"(needed for chemical potentials; covered elements: {sorted(covered)})"
+    for host in hosts:
+        needed = host.elements | dopants
+        missing_refs = sorted(
+            el for el in needed if not any(_element_set(p) == {el} for p in elemental)
         )
+        if missing_refs:
+            raise ConfigError(
+                f"config key 'competing_phases': no elemental reference phase for {missing_refs} "
+                f"(needed for chemical potentials of {host.name}; covered elements: "
+                f"{sorted(covered)})"
+            )

@@ -40,7 +40,7 @@ class DefectCell:
     kind: str
     charges: list[int]
     atoms_added: dict[str, int]
-    multiplicity: int
+    multiplicity: float
     frac_coords: list[float]
     structure: dict = field(repr=False)
     site_index: int = 0

@@ -21,18 +21,54 @@ rule correction:
 
 rule tables:
     input:
-        bulk=f"{RESULTS}/{HOST}/bulk/record.json",
-        chempots=f"{RESULTS}/{HOST}/chemical_potentials.json",
-        records=[f"{d}/record.json" for d in DEFECT_DIRS],
-        corrections=[f"{d}/correction.json" for d in DEFECT_DIRS],
+        bulk="results/{study}/{host}/bulk/record.json",
+        chempots="results/{study}/{host}/chemical_potentials.json",
+        records=lambda wildcards: [f"{d}/record.json" for d in defect_dirs(wildcards)],
+        corrections=lambda wildcards: [
+            f"{d}/correction.json" for d in defect_dirs(wildcards)
+        ],
     output:
-        TABLES,
-        provenance=f"{RESULTS}/tables/provenance.json",
+        expand(
+            "results/{{study}}/{{host}}/tables/{name}.{ext}",
+            name=("formation_energies", "transition_levels"),
+            ext=("csv", "md"),
+        ),
+        provenance="results/{study}/{host}/tables/provenance.json",
     log:
-        f"logs/{STUDY}/tables.log",
+        "logs/{study}/{host}/tables.log",
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        defect_dirs=DEFECT_DIRS,
+        defect_dirs=defect_dirs,
     script:
         "../scripts/tables.py"
+
+
+rule aggregate_tables:
+    input:
+        expand(
+            "results/{{study}}/{host}/tables/provenance.json",
+            host=HOSTS,
+        ),
+        expand("results/{{study}}/{host}/structures/host.json", host=HOSTS),
+    output:
+        expand(
+            "results/{{study}}/tables/{name}.{ext}",
+            name=(
+                "formation_energies",
+                "transition_levels",
+                "class_averages",
+                "class_transition_levels",
+            ),
+            ext=("csv", "md"),
+        ),
+        provenance="results/{study}/tables/provenance.json",
+    log:
+        "logs/{study}/aggregate_tables.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        hosts=HOSTS,
+        temperature=CONFIG["aggregate"]["temperature"],
+    script:
+        "../scripts/aggregate_tables.py"

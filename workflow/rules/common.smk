@@ -7,6 +7,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from perovskite_defects import config as pd_config
 from perovskite_defects import steps as pd_steps
+from perovskite_defects import study as pd_study
+from perovskite_defects import sweep_steps as pd_sweep
+from perovskite_defects.defect_sets import manifest_jobs
 
 try:
     CONFIG = pd_config.validate(config)
@@ -15,20 +18,56 @@ except (pd_config.ConfigError, ValueError) as err:
     raise WorkflowError(f"invalid configuration: {err}")
 
 STUDY = CONFIG["study"]
-HOST = pd_config.host_name(CONFIG)
 RESULTS = f"results/{STUDY}"
-DEFECT_SPECS = pd_config.defect_specs(CONFIG)
-DEFECT_DIRS = [
-    f"{RESULTS}/{HOST}/defects/{spec.name}_q{charge}"
-    for spec in DEFECT_SPECS
-    for charge in spec.charges
-]
+# The sweep (or the single host): host plans by name, and the end members whose relaxed
+# unit cells give the alloys' lattice constants by Vegard's law.
+HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_ROOT)}
+END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
+HOSTS = list(HOST_PLANS)
 PHASES = CONFIG["competing_phases"]
 TABLES = [
     f"{RESULTS}/tables/{name}.{ext}"
-    for name in ("formation_energies", "transition_levels")
+    for name in (
+        "formation_energies",
+        "transition_levels",
+        "class_averages",
+        "class_transition_levels",
+    )
     for ext in ("csv", "md")
 ]
+
+
+def defect_dirs(wildcards):
+    """Defect folders of a host, read from its manifest (after the checkpoint ran)."""
+    manifest = checkpoints.defect_manifest.get(**wildcards).output.tsv
+    folder = f"results/{wildcards.study}/{wildcards.host}/defects"
+    return [f"{folder}/{d}_q{q}" for d, q in manifest_jobs(Path(manifest).parent)]
+
+
+def end_member_records(wildcards):
+    """Relaxed unit cells of the end members of a host (its own when it is one)."""
+    plan = HOST_PLANS[wildcards.host]
+    return {
+        name: f"results/{wildcards.study}/{name}/unitcell/record.json"
+        for name in plan.end_members
+    }
+
+
+def bulk_input_files(wildcards):
+    """The host structure and the relaxed end-member unit cells of a bulk supercell."""
+    return {
+        "host": f"results/{wildcards.study}/{wildcards.host}/structures/host.json",
+        **end_member_records(wildcards),
+    }
+
+
+def host_energy_record(wildcards):
+    """Energy of the host for chemical potentials: the unit cell of an end member with an
+    atomic A cation (as before), otherwise the bulk supercell (SQS or molecules)."""
+    plan = HOST_PLANS[wildcards.host]
+    if plan.is_end_member and plan.composition.a == "Cs":
+        return f"results/{wildcards.study}/{wildcards.host}/unitcell/record.json"
+    return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 
 
 def dft_threads():
@@ -39,7 +78,7 @@ def dft_threads():
 
 wildcard_constraints:
     study=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    host=r"[A-Za-z0-9]+",
-    defect=r"[A-Za-z]+_[A-Za-z]+",
+    host=r"[A-Za-z0-9.]+",
+    defect=r"[A-Za-z]+_[A-Za-z]+(?:\+V_[A-Za-z]+)?(?:-[A-Za-z0-9]+)*",
     charge=r"-?\d+",
     phase=r"[A-Za-z0-9]+",

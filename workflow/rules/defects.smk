@@ -1,9 +1,28 @@
-# Defect supercells, one folder per defect and charge state.
+# The defect manifest of each host (a checkpoint: its defects, site classes, multiplicities
+# and charges decide the jobs downstream) and one folder per defect and charge state.
+
+
+checkpoint defect_manifest:
+    input:
+        host="results/{study}/{host}/structures/host.json",
+    output:
+        tsv="results/{study}/{host}/defects/manifest.tsv",
+        json="results/{study}/{host}/defects/manifest.json",
+    log:
+        "logs/{study}/{host}/defects/manifest.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        defects=CONFIG["defects"],
+        site_classes=CONFIG["site_classes"],
+    script:
+        "../scripts/defect_manifest.py"
 
 
 rule defect_inputs:
     input:
-        host="results/{study}/{host}/unitcell/record.json",
+        manifest="results/{study}/{host}/defects/manifest.tsv",
+        bulk="results/{study}/{host}/bulk/calc.json",
     output:
         "results/{study}/{host}/defects/{defect}_q{charge}/calc.json",
     log:
@@ -11,7 +30,6 @@ rule defect_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        supercell=CONFIG["host"]["supercell"],
         settings=ENGINE_SETTINGS,
     script:
         "../scripts/defect_inputs.py"

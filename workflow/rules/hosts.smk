@@ -1,4 +1,20 @@
-# Host unit cell (relaxed by the engine) and the pristine supercell.
+# Host structures (pure Python), end-member unit cells (relaxed by the engine) and the
+# pristine supercell of every host at the Vegard lattice constant.
+
+
+rule host_structure:
+    output:
+        json="results/{study}/{host}/structures/host.json",
+        poscar="results/{study}/{host}/structures/host.vasp",
+        cif="results/{study}/{host}/structures/host.cif",
+    log:
+        "logs/{study}/{host}/host_structure.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        host=lambda wildcards: HOST_PLANS[wildcards.host].settings,
+    script:
+        "../scripts/host_structure.py"
 
 
 rule host_inputs:
@@ -9,7 +25,7 @@ rule host_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        host=CONFIG["host"],
+        host=lambda wildcards: END_MEMBERS[wildcards.host].settings,
         settings=ENGINE_SETTINGS,
     script:
         "../scripts/host_inputs.py"
@@ -17,7 +33,7 @@ rule host_inputs:
 
 rule bulk_inputs:
     input:
-        host="results/{study}/{host}/unitcell/record.json",
+        unpack(bulk_input_files),
     output:
         "results/{study}/{host}/bulk/calc.json",
     log:
@@ -25,7 +41,6 @@ rule bulk_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        supercell=CONFIG["host"]["supercell"],
         settings=ENGINE_SETTINGS,
     script:
         "../scripts/bulk_inputs.py"

@@ -18,8 +18,12 @@ rule phase_inputs:
 
 rule chemical_potentials:
     input:
-        host="results/{study}/{host}/unitcell/record.json",
-        phases=expand("results/{{study}}/phases/{phase}/record.json", phase=PHASES),
+        host=host_energy_record,
+        phases=lambda wildcards: expand(
+            "results/{study}/phases/{phase}/record.json",
+            study=wildcards.study,
+            phase=pd_sweep.host_phases(CONFIG, wildcards.host),
+        ),
     output:
         "results/{study}/{host}/chemical_potentials.json",
     log:

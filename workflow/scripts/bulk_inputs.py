@@ -1,5 +1,7 @@
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import prepare_bulk
+from perovskite_defects.sweep_steps import prepare_bulk_supercell
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
-    prepare_bulk(config, snakemake.input.host, snakemake.output[0].rsplit("/", 1)[0])  # noqa: F821
+    records = {k: v for k, v in snakemake.input.items() if k != "host"}  # noqa: F821
+    out = snakemake.output[0].rsplit("/", 1)[0]  # noqa: F821
+    prepare_bulk_supercell(config, snakemake.input.host, records, out)  # noqa: F821

@@ -1,8 +1,14 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import chemical_potentials
+from perovskite_defects.sweep_steps import host_chemical_potentials
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     phases = {Path(p).parent.name: p for p in snakemake.input.phases}  # noqa: F821
-    chemical_potentials(config, snakemake.input.host, phases, snakemake.output[0])  # noqa: F821
+    host_chemical_potentials(
+        config,
+        snakemake.wildcards.host,  # noqa: F821
+        snakemake.input.host,  # noqa: F821
+        phases,
+        snakemake.output[0],  # noqa: F821
+    )

@@ -1,10 +1,13 @@
+from pathlib import Path
+
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import prepare_defect
+from perovskite_defects.sweep_steps import prepare_manifest_defect
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
-    prepare_defect(
+    prepare_manifest_defect(
         config,
-        snakemake.input.host,  # noqa: F821
+        Path(snakemake.input.manifest).parent,  # noqa: F821
+        Path(snakemake.input.bulk).parent,  # noqa: F821
         snakemake.wildcards.defect,  # noqa: F821
         int(snakemake.wildcards.charge),  # noqa: F821
         snakemake.output[0].rsplit("/", 1)[0],  # noqa: F821

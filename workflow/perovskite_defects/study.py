@@ -1,0 +1,191 @@
+"""The study plan of a sweep: every host composition with its supercell, end members and
+defect requests, computed from the validated config before any job starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .composition import (
+    Composition,
+    CompositionError,
+    SupercellChoice,
+    choose_supercell,
+    end_member_lattice,
+    end_member_name,
+    expand_sweep,
+    parse_composition,
+)
+from .defect_sets import (
+    MOLECULE_FORMULA,
+    DefectRequest,
+    concrete_names,
+    site_species_missing,
+)
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One host of the study.
+
+    Attributes:
+        name: host name (folder under results/<study>/).
+        composition: the requested composition.
+        settings: the host keys of the config merged with this composition's overrides.
+        start_lattice: starting (pseudo-cubic) lattice constant in Å.
+        lattice_source: "config", "literature", "estimated" or "vegard(literature)".
+        supercell: the supercell choice with the exact species counts.
+        end_members: names of the end-member hosts whose relaxed cells give its lattice
+            constant by Vegard's law (the host itself when it is an end member).
+        user_structure: path of the user's parent structure, or None (cubic prototype).
+    """
+
+    name: str
+    composition: Composition
+    settings: dict[str, Any]
+    start_lattice: float
+    lattice_source: str
+    supercell: SupercellChoice
+    end_members: tuple[str, ...]
+    user_structure: str | None = None
+    formula_units_per_cell: int = 1
+    end_member_keys: tuple[tuple[str, str, str], ...] = field(default=())
+
+    @property
+    def is_end_member(self) -> bool:
+        return not self.composition.is_alloy
+
+    @property
+    def elements(self) -> set[str]:
+        els = set(self.composition.b_species) | set(self.composition.x_species)
+        els |= set(MOLECULE_FORMULA.get(self.composition.a, {self.composition.a: 1}))
+        return els
+
+
+def _start_lattice(comp: Composition, settings: Mapping[str, Any]) -> tuple[float, str]:
+    value = settings.get("lattice_constant", "auto")
+    if value not in (None, "auto"):
+        return float(value), "config"
+    if not comp.is_alloy:
+        a, source = end_member_lattice(comp.a, comp.b_species[0], comp.x_species[0])
+        return a, source
+    return comp.literature_lattice(), "vegard(literature)"
+
+
+def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[HostPlan]:
+    """Every host of the study (the sweep, or the single ``host``), validated.
+
+    Raises CompositionError (one line naming the key) for a bad composition, a supercell
+    that cannot hold it, or a structure file without the expected sublattices.
+    """
+    from .hosts import load_user_structure
+
+    plans: dict[str, HostPlan] = {}
+    for entry in expand_sweep(config["host"], config.get("sweep")):
+        key = entry.pop("_key")
+        comp = parse_composition(entry, key)
+        start, source = _start_lattice(comp, entry)
+        user = entry.get("structure") or None
+        n_fu_cell = 1
+        lattice = [start] * 3
+        if user:
+            path = Path(user)
+            if not path.is_absolute() and project_root is not None:
+                path = project_root / path
+            try:
+                structure = load_user_structure(path, f"{key}.structure")
+            except ValueError as err:
+                raise CompositionError(str(err)) from err
+            n_fu_cell = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
+            scale = (n_fu_cell * start**3 / structure.volume) ** (1 / 3)
+            lattice = [length * scale for length in structure.lattice.abc]
+            user = str(path)
+        choice = choose_supercell(
+            comp,
+            lattice,
+            entry.get("supercell", "auto"),
+            float(entry.get("min_image_distance", 12.0)),
+            int(entry.get("max_atoms", 400)),
+            float(entry.get("composition_tolerance", 0.02)),
+            key,
+            formula_units_per_cell=n_fu_cell,
+        )
+        ems = comp.end_members()
+        plan = HostPlan(
+            name=comp.name,
+            composition=comp,
+            settings=entry,
+            start_lattice=start,
+            lattice_source=source,
+            supercell=choice,
+            end_members=tuple(end_member_name(*em) for em in ems),
+            user_structure=user,
+            formula_units_per_cell=n_fu_cell,
+            end_member_keys=tuple(ems),
+        )
+        if comp.name in plans:
+            raise CompositionError(f"config key '{key}': composition {comp.name} is listed twice")
+        plans[comp.name] = plan
+    return list(plans.values())
+
+
+def end_member_plans(config: Mapping[str, Any], hosts: list[HostPlan]) -> dict[str, HostPlan]:
+    """Host plans of every end member that an alloy's Vegard lattice needs (name -> plan);
+    end members that are hosts of the sweep are included as they are."""
+    by_name = {h.name: h for h in hosts}
+    out: dict[str, HostPlan] = {}
+    for host in hosts:
+        for (a, b, x), name in zip(host.end_member_keys, host.end_members, strict=True):
+            if name in by_name:
+                out[name] = by_name[name]
+                continue
+            if name in out:
+                continue
+            entry = {k: v for k, v in host.settings.items() if k not in ("x", "X", "B", "A")}
+            entry.update({"A": a, "x": 1.0 if b == "Sn" else 0.0, "X": x})
+            entry["supercell"] = [1, 1, 1]  # end members only give a lattice constant
+            comp = parse_composition(entry, "end member")
+            start, source = end_member_lattice(a, b, x)
+            choice = choose_supercell(comp, [start] * 3, [1, 1, 1], 0.0, 10**6, 1.0, name)
+            out[name] = HostPlan(
+                name, comp, entry, start, source, choice, (name,), end_member_keys=((a, b, x),)
+            )
+    return out
+
+
+def defect_requests(config: Mapping[str, Any]) -> list[DefectRequest]:
+    return [
+        DefectRequest(
+            name=d["name"],
+            charges=tuple(d["charges"]) if d.get("charges") else None,
+            representatives=d.get("representatives"),
+            site_index=d.get("site_index", 0),
+            all_sites=bool(d.get("all_sites", False)),
+        )
+        for d in config["defects"]
+    ]
+
+
+def check_defects(config: Mapping[str, Any], hosts: list[HostPlan]) -> set[str]:
+    """Every config defect must exist in every host; returns the dopant species."""
+    dopants: set[str] = set()
+    for i, req in enumerate(defect_requests(config)):
+        for host in hosts:
+            comp = host.composition
+            names = concrete_names(req.name, comp.a, comp.b_species, comp.x_species)
+            species = {comp.a, *comp.b_species, *comp.x_species}
+            for name in names:
+                missing = site_species_missing(name, species)
+                if missing:
+                    raise CompositionError(
+                        f"config key 'defects.{i}.name': {req.name!r} uses the site of "
+                        f"{missing[0]}, which is not in the host {host.name} (host species: "
+                        f"{sorted(species)}; in a sweep use V_X, V_A, V_B, Na_A, Na_B)"
+                    )
+                for part in name.split("+"):
+                    head = part.split("_")[0]
+                    if head != "V" and head not in species:
+                        dopants.add(head)
+    return dopants
