@@ -12,16 +12,13 @@ from perovskite_defects import config as cfg
 def test_defaults_fill_the_default_study() -> None:
     config = cfg.validate({})
     assert config["study"] == "cspbi3_default"
-    assert config["host"] == {
-        "A": "Cs",
-        "B": "Pb",
-        "X": "I",
-        "lattice_constant": 6.40,
-        "relax": True,
-        "supercell": [2, 2, 2],
-    }
+    host = config["host"]
+    assert (host["A"], host["B"], host["X"], host["x"]) == ("Cs", "Pb", "I", None)
+    assert host["lattice_constant"] == "auto" and host["supercell"] == "auto"
+    assert host["min_image_distance"] == 12.0 and host["relax"] is True
+    # The default defect set is role-based, so it fits every composition of a sweep.
     names = [d["name"] for d in config["defects"]]
-    assert names == ["V_I", "Na_Cs", "Na_Pb", "Na_i"]
+    assert names == ["V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i"]
     assert config["defects"][0]["site_index"] == 0
     assert cfg.host_name(config) == "CsPbI3"
 
@@ -59,10 +56,18 @@ def test_every_schema_key_has_description_and_default() -> None:
         ({"host": {"B": "Ge"}}, "config key 'host.B': 'Ge' is not one of"),
         ({"host": {"X": "F"}}, "config key 'host.X'"),
         ({"host": {"lattice_constant": -1}}, "config key 'host.lattice_constant'"),
-        ({"host": {"lattice_constant": "big"}}, "is not of type 'number'"),
+        ({"host": {"lattice_constant": "big"}}, "config key 'host.lattice_constant'"),
         ({"host": {"supercell": [2, 2]}}, "config key 'host.supercell'"),
-        ({"host": {"supercell": [2, 0, 2]}}, "config key 'host.supercell.1'"),
-        ({"defects": [{"name": "V_I"}]}, "'charges' is a required property"),
+        ({"host": {"supercell": [2, 0, 2]}}, "config key 'host.supercell'"),
+        ({"host": {"x": 1.5}}, "config key 'host.x': Sn fraction 1.5 is outside [0, 1]"),
+        ({"host": {"A": "K"}}, "config key 'host.A': 'K' is not one of"),
+        ({"host": {"X": {"I": 0.5, "Br": 0.4}}}, "sum to 0.9, not 1"),
+        ({"host": {"X": {"I": 0.5, "F": 0.5}}}, "config key 'host.X': 'F' is not one of"),
+        ({"host": {"x": 0.3, "supercell": [2, 2, 2]}}, "cannot be held by the 8 B sites"),
+        ({"host": {"supercell": [6, 6, 6], "max_atoms": 200}}, "above max_atoms = 200"),
+        ({"host": {"structure": "README.md"}}, "config key 'host.structure'"),
+        ({"sweep": {"grid": {"A": ["Cs"], "X": ["I"], "x": [2]}}}, "outside [0, 1]"),
+        ({"sweep": {"compositions": [{"A": "Cs", "X": "Q"}]}}, "sweep.compositions.0.X"),
         ({"defects": [{"name": "Vac_I", "charges": [0]}]}, "config key 'defects.0.name'"),
         ({"defects": [{"name": "V_I", "charges": [0, 0]}]}, "non-unique"),
         ({"defects": [{"name": "V_I", "charges": [9]}]}, "config key 'defects.0.charges.0'"),
@@ -102,7 +107,9 @@ def test_missing_and_malformed_config_files(tmp_path: Path) -> None:
 
 
 def test_defect_names_parse_to_kinds_and_atom_changes() -> None:
-    specs = {s.name: s for s in cfg.defect_specs(cfg.validate({}))}
+    names = ["V_I", "Na_Cs", "Na_Pb", "Na_i"]
+    raw = {"defects": [{"name": n} for n in names]}
+    specs = {s.name: s for s in cfg.defect_specs(cfg.validate(raw))}
     assert specs["V_I"].kind == "vacancy" and specs["V_I"].atoms_added == {"I": -1}
     assert specs["Na_Cs"].atoms_added == {"Na": 1, "Cs": -1}
     assert specs["Na_Pb"].kind == "substitution"

@@ -169,9 +169,9 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for i, entry in enumerate(config["defects"]):
         for part in entry["name"].split("+"):
             head = part.split("_")[0]
-            if head not in ("V", "Na") and head not in ("Cs", "FA", "MA", "Pb", "Sn"):
-                if not Element.is_valid_symbol(head):
-                    raise ConfigError(f"config key 'defects.{i}.name': {head!r} is not an element")
+            known = ("V", "Cs", "FA", "MA", "Pb", "Sn")
+            if head not in known and not Element.is_valid_symbol(head):
+                raise ConfigError(f"config key 'defects.{i}.name': {head!r} is not an element")
             _, _, tail = part.partition("_")
             if head == tail:
                 raise ConfigError(
