@@ -55,10 +55,12 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     text = _inp(tmp_path)
     assert "CHARGE 0" in text
     assert "UKS T" in text and "MULTIPLICITY 2" in text  # 34*8 - 7 = 265 electrons
-    # fast level: 2x2x2 mesh (4 points by time reversal) plus Gamma at zero weight
+    # fast level: the mean-value point (1/4, 1/4, 1/4) plus Gamma at zero weight
     assert "SCHEME GENERAL" in text
-    assert text.count("KPOINT ") == 5
+    assert text.count("KPOINT ") == 2
+    assert "KPOINT 0.2500000000 0.2500000000 0.2500000000 1.0" in text
     assert "KPOINT 0.0000000000 0.0000000000 0.0000000000 0.0" in text
+    assert "cp2k-RESTART.kp" not in text  # no restart file yet: atomic guess
     assert "RUN_TYPE ENERGY" in text
     assert "V_HARTREE_CUBE" in text
     assert text.count("&KIND") == 3
@@ -67,8 +69,14 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     cp2k.write_input(cell, "static", 1, settings, tmp_path, is_supercell=True)
     text = _inp(tmp_path)
     assert "CHARGE 1" in text
-    assert text.count("KPOINT ") == 4  # no zero-weight Gamma without band_edges
+    assert text.count("KPOINT ") == 1  # no zero-weight Gamma without band_edges
+    assert "METHOD PULAY_MIXING" in text  # static supercell at the fast level
     assert "UKS T" not in text  # 264 electrons: restricted at the fast level
+
+    shifted = cp2k.Cp2kSettings.for_level("fast", {"supercell_kpoints": "length"})
+    cp2k.write_input(cell, "static", 1, shifted, tmp_path, is_supercell=True)
+    # 24 Å / 12.8 Å: the shifted 2x2x2 mesh, 4 points by time reversal
+    assert _inp(tmp_path).count("KPOINT ") == 4
 
     accurate = cp2k.Cp2kSettings.for_level("accurate")
     cp2k.write_input(cell, "static", 1, accurate, tmp_path, is_supercell=True)
@@ -78,6 +86,7 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     assert text.count("KPOINT ") == 14
     assert "KPOINT 0.0000000000 0.0000000000 0.0000000000 1.0" in text
     assert "DZVP-MOLOPT-SR-GTH" in text and "CUTOFF 400" in text
+    assert "METHOD BROYDEN_MIXING" in text
 
 
 def test_relaxation_inputs(tmp_path: Path) -> None:
@@ -88,6 +97,7 @@ def test_relaxation_inputs(tmp_path: Path) -> None:
     assert "RUN_TYPE CELL_OPT" in text and "STRESS_TENSOR ANALYTICAL" in text
     assert "SYMMETRY CUBIC" in text and "KEEP_SYMMETRY T" in text
     assert "MONKHORST-PACK 4 4 4" in text
+    assert "METHOD BROYDEN_MIXING" in text  # Pulay only for static supercells
     # 0.05 eV/Å in Ha/bohr
     assert f"MAX_FORCE {0.05 * cp2k.BOHR_TO_ANGSTROM / cp2k.HARTREE_TO_EV:.3E}" in text
 
