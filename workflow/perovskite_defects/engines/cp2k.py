@@ -16,6 +16,7 @@ phases must share one basis.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from .base import CalcRecord, EngineError
+
+log = logging.getLogger(__name__)
 
 HARTREE_TO_EV = 27.211386245988
 BOHR_TO_ANGSTROM = 0.529177210903
@@ -300,6 +303,12 @@ def write_input(
         add("      UNITS B_VECTOR")
         add("      SYMMETRY F")
         add("      FULL_GRID F")
+        if band_edges:
+            # CP2K prints the eigenvalues of the k-points of the first k-point group only;
+            # one group holding all ranks makes it print every point (measured: with the
+            # default, 2 ranks and 2 points, Gamma was missing and the gap came out 2.8 eV
+            # instead of 1.4 eV).
+            add("      PARALLEL_GROUP_SIZE 0")
         for (ka, kb, kc), weight in points:
             add(f"      KPOINT {ka:.10f} {kb:.10f} {kc:.10f} {weight:.1f}")
         add("    &END KPOINTS")
@@ -502,6 +511,8 @@ def _tail(path: Path, n: int = 15) -> str:
 _ENERGY_RE = re.compile(r"ENERGY\| Total FORCE_EVAL \( QS \) energy \[a\.u\.\]:\s+(-?\d+\.\d+)")
 _VERSION_RE = re.compile(r"CP2K\| version string:\s+(.+)")
 _MO_HEADER_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS(.*)")
+_MO_KPOINT_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS.*K POINT\s+(\d+)")
+_KPOINT_LIST_RE = re.compile(r"BRILLOUIN\| List of Kpoints \[2 Pi/Bohr\]\s+(\d+)")
 _MO_LINE_RE = re.compile(r"MO\|\s+\d+\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s+(\d+\.\d+)")
 
 
@@ -575,6 +586,12 @@ def _input_charge(run_dir: Path) -> int:
     return 0
 
 
+def _kpoint_count(text: str) -> int:
+    """Number of k-points CP2K used (1 for Gamma-only runs, which print no list)."""
+    match = _KPOINT_LIST_RE.search(text)
+    return int(match.group(1)) if match else 1
+
+
 def _band_edges(text: str) -> tuple[float | None, float | None]:
     """VBM and CBM (eV) from the last set of MO eigenvalue blocks.
 
@@ -585,6 +602,7 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
     headers = [i for i, line in enumerate(lines) if _MO_HEADER_RE.search(line)]
     if not headers:
         return None, None
+    n_kpoints = _kpoint_count(text)
     # The final print is the last consecutive run of blocks (one per spin and k-point).
     last_group_start = headers[-1]
     for i in reversed(headers[:-1]):
@@ -600,6 +618,17 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
             eig.append(float(match.group(2)))
             occ.append(float(match.group(3)))
     if not eig:
+        return None, None
+    printed = {
+        int(m.group(1)) for line in lines[last_group_start:] if (m := _MO_KPOINT_RE.search(line))
+    }
+    if n_kpoints > 1 and len(printed) < n_kpoints:
+        # Band edges from a subset of the k-points would be silently wrong.
+        log.warning(
+            "eigenvalues printed for %d of %d k-points: no band edges taken from this run",
+            len(printed),
+            n_kpoints,
+        )
         return None, None
     e, o = np.array(eig), np.array(occ)
     full = 2.0 if o.max() > 1.0 + 1e-6 else 1.0
