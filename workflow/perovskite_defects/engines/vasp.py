@@ -226,7 +226,7 @@ def incar_for(spec: CalcSpec, settings: VaspSettings, nelect: float, n_atoms: in
     if settings.functional == "hse06":
         incar.update(LHFCALC=True, HFSCREEN=0.2, AEXX=0.25, ALGO="All")
     if settings.soc:
-        incar.update(LSORBIT=True, ISYM=0, MAGMOM=[0.0, 0.0, 0.6] * n_atoms)
+        incar.update(LSORBIT=True, ISYM=0)  # MAGMOM vectors: see write_input
     incar.update(settings.incar)
     return incar
 
@@ -284,7 +284,11 @@ def write_input(
     for stale in ("POTCAR", "POTCAR.spec"):
         (run_dir / stale).unlink(missing_ok=True)
     try:
-        vis.write_input(str(run_dir), potcar_spec=not with_potcar)
+        vasp_input = vis.get_input_set(potcar_spec=not with_potcar)
+        if settings.soc:
+            # pymatgen's MAGMOM logic is collinear; the non-collinear vectors go in after.
+            vasp_input["INCAR"]["MAGMOM"] = [[0.0, 0.0, 0.6] for _ in range(len(structure))]
+        vasp_input.write_input(str(run_dir))
     except Exception as err:  # pymatgen: PmgVaspPspDirError, OSError, ValueError
         raise EngineError(
             f"{run_dir}: cannot write VASP inputs ({type(err).__name__}: {err})"
