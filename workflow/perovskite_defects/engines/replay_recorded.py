@@ -49,7 +49,7 @@ OUTPUT_FILES = (
 
 #: INCAR tags that define the physics of a run: prepared and recorded values must agree.
 CHECKED_TAGS = (
-    "ENCUT", "ISPIN", "NELECT", "LHFCALC", "HFSCREEN", "AEXX", "ISMEAR", "SIGMA",
+    "ENCUT", "ISPIN", "LHFCALC", "HFSCREEN", "AEXX", "ISMEAR", "SIGMA",
     "LSORBIT", "LVHAR", "ISYM", "GGA",
 )  # fmt: skip
 
@@ -129,6 +129,11 @@ def check_matches_inputs(record: CalcRecord, run_dir: Path, source: Path) -> Non
     recorded = record.pmg_structure()
     _check_same_sites(prepared, recorded, run_dir, source)
     ours = Incar.from_file(str(run_dir / "INCAR"))
+    # NELECT against what the run used (vasprun), as a recorded INCAR may leave it implicit
+    if "NELECT" in ours and not _same(float(ours["NELECT"]), record.nelect):
+        raise EngineError(
+            f"{run_dir}: NELECT {ours['NELECT']} but recording {source} ran with {record.nelect}"
+        )
     theirs = Incar.from_file(str(source / "INCAR")) if (source / "INCAR").is_file() else None
     if theirs is not None:
         differ = [
