@@ -447,7 +447,7 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
     Energy is the last ionic step's ``energy(sigma->0)`` (``e_0_energy``), the number
     pymatgen's ``Vasprun.final_energy`` and doped use: for the CdTe V_Cd^-2 reference pair
     it gives the raw difference of 7.4480 eV. vasprun.xml(.gz) is read by the streaming
-    reader of :mod:`.vasprun` (about 1 s for the 37 MB reference against ~8 s for pymatgen).
+    reader of :mod:`.vasprun` (timings against pymatgen in ``bench/README.md``).
 
     The charge is (sum of POTCAR valences over the atoms, from vasprun's ``atominfo`` or
     else the OUTCAR header) - NELECT; when neither source has the valences it is recorded as
@@ -507,7 +507,7 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
             "is_spin": len(vrun.eigenvalues or {}) == 2,
             "efermi": vrun.efermi,
             "n_ionic_steps": vrun.n_ionic_steps,
-            "n_electronic_steps": vrun.n_electronic_steps[-1],
+            "n_electronic_steps": vrun.n_electronic_steps,
             "e_fr_energy": vrun.ionic_energies.get("e_fr_energy"),
             "e_wo_entrp": vrun.ionic_energies.get("e_wo_entrp"),
             "potcar_symbols": vrun.potcar_symbols,

@@ -50,7 +50,7 @@ class VasprunData:
     atoms: list[str] = field(default_factory=list)
     atomtypes: list[dict[str, Any]] = field(default_factory=list)
     n_ionic_steps: int = 0
-    n_electronic_steps: list[int] = field(default_factory=list)
+    n_electronic_steps: int = 0  # of the last ionic step
     ionic_energies: dict[str, float] = field(default_factory=dict)
     last_scstep_energies: dict[str, float] = field(default_factory=dict)
     lattice: np.ndarray | None = None
@@ -83,7 +83,7 @@ class VasprunData:
         if not self.n_electronic_steps:
             return False
         nelm = int(self.parameters.get("NELM", 60))
-        return self.n_electronic_steps[-1] < nelm
+        return self.n_electronic_steps < nelm
 
     @property
     def is_relaxation(self) -> bool:
@@ -121,21 +121,89 @@ def read_vasprun(path: str | Path) -> VasprunData:
     """Read ``path`` (vasprun.xml or vasprun.xml.gz) in one streaming pass."""
     p = Path(path)
     data = VasprunData(path=str(p))
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser = ET.XMLPullParser(events=("start", "end"))
     reader = _Reader(data)
+    calcs = _Calculations()
     try:
-        for piece in _filtered_chunks(p, data):
+        for piece in calcs.split(_filtered_chunks(p, data)):
             parser.feed(piece)
             reader.consume(parser.read_events())
         parser.close()
         reader.consume(parser.read_events())
+        data.n_ionic_steps = calcs.count
+        if calcs.last is not None:
+            _last_calculation(ET.fromstring(calcs.last), data)
     except ET.ParseError as err:
         raise EngineError(f"{p}: cannot parse vasprun ({err}); truncated or corrupt?") from err
     except (OSError, EOFError, zlib.error) as err:
         raise EngineError(f"{p}: cannot read vasprun ({err}); truncated or corrupt?") from err
-    if not reader.finished:
-        raise EngineError(f"{p}: vasprun ends before </modeling>; the run did not finish")
+    if not reader.finished or calcs.open:
+        raise EngineError(f"{p}: vasprun ends before </modeling> (truncated: the run did not finish)")
     return data
+
+
+class _Calculations:
+    """Cuts the ``<calculation>`` blocks (one per ionic step) out of the byte stream.
+
+    Only the last one is kept (as bytes) and parsed, at the end; the others are only
+    counted. A long relaxation is thousands of blocks, whose element-by-element parsing
+    would dominate the reading time.
+    """
+
+    START, END = b"<calculation>", b"</calculation>"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: bytes | None = None
+        self.open = False
+
+    def split(self, pieces):
+        buf = b""
+        current: list[bytes] = []
+        for piece in pieces:
+            buf += piece
+            while True:
+                if not self.open:
+                    i = buf.find(self.START)
+                    if i < 0:
+                        break
+                    yield buf[:i]
+                    buf = buf[i:]
+                    self.open, current = True, []
+                else:
+                    j = buf.find(self.END)
+                    if j < 0:
+                        keep = len(self.END)
+                        if len(buf) > keep:
+                            current.append(buf[:-keep])
+                            buf = buf[-keep:]
+                        break
+                    j += len(self.END)
+                    current.append(buf[:j])
+                    buf = buf[j:]
+                    self.open = False
+                    self.count += 1
+                    self.last = b"".join(current)
+            if not self.open and len(buf) > _KEEP:
+                yield buf[:-_KEEP]
+                buf = buf[-_KEEP:]
+        if not self.open:
+            yield buf
+
+
+def _last_calculation(calc: ET.Element, data: VasprunData) -> None:
+    """Energies, SCF step count, structure and eigenvalues of the last ionic step."""
+    steps = calc.findall("scstep")
+    data.n_electronic_steps = len(steps)
+    if steps:
+        data.last_scstep_energies = _energies(steps[-1].find("energy"))
+    data.ionic_energies = _energies(calc.find("energy"))
+    structure = calc.find("structure")
+    if structure is not None and data.lattice is None:  # "finalpos" wins, as in pymatgen
+        data.lattice, data.frac_coords = _structure(structure)
+    eigenvalues = calc.find("eigenvalues")
+    if eigenvalues is not None:
+        data.eigenvalues = _eigenvalues(eigenvalues)
 
 
 def _filtered_chunks(path: Path, data: VasprunData):
@@ -188,7 +256,6 @@ class _Reader:
         self.stack: list[str] = []
         self.root: ET.Element | None = None
         self.finished = False
-        self.n_scsteps = 0
 
     def consume(self, events) -> None:
         data = self.data
@@ -204,7 +271,6 @@ class _Reader:
             if depth == 0:
                 self.finished = tag == "modeling"
                 continue
-            parent = self.stack[-1]
             if depth == 1:
                 if tag == "generator":
                     data.generator = {i.get("name", ""): (i.text or "").strip() for i in elem}
@@ -216,25 +282,10 @@ class _Reader:
                     data.kpoints = _kpoints(elem)
                 elif tag == "atominfo":
                     _atominfo(elem, data)
-                elif tag == "calculation":
-                    data.n_ionic_steps += 1
-                    data.n_electronic_steps.append(self.n_scsteps)
-                    self.n_scsteps = 0
                 elif tag == "structure" and elem.get("name") == "finalpos":
                     data.lattice, data.frac_coords = _structure(elem)
                 if self.root is not None:
                     self.root.remove(elem)  # the document never accumulates
-            elif parent == "calculation":
-                if tag == "scstep":
-                    self.n_scsteps += 1
-                    data.last_scstep_energies = _energies(elem.find("energy"))
-                elif tag == "energy":
-                    data.ionic_energies = _energies(elem)
-                elif tag == "structure":
-                    data.lattice, data.frac_coords = _structure(elem)
-                elif tag == "eigenvalues":
-                    data.eigenvalues = _eigenvalues(elem)
-                elem.clear()
 
 
 def _value(text: str | None, kind: str | None) -> Any:
