@@ -403,3 +403,32 @@ def test_plain_and_gzipped_vasprun_read_alike(cdte_reference: Path, tmp_path: Pa
     a, b = read_vasprun(src), read_vasprun(tmp_path / "vasprun.xml")
     assert a.final_energy == b.final_energy
     assert a.efermi == b.efermi
+
+
+# --------------------------------------------------------------------------- one interface
+
+
+def test_cp2k_behind_the_interface_writes_what_it_wrote_before(tmp_path: Path) -> None:
+    """The CP2K wrapper passes a CalcSpec through to the unchanged CP2K input writer."""
+    from perovskite_defects.engines import cp2k
+
+    config = cfg.validate({})
+    engine = get_engine("cp2k")
+    assert engine.name == "cp2k"
+    s = engine.settings(config)
+    assert s == cp2k.Cp2kSettings.for_level("fast", {})
+    sc = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
+    spec = CalcSpec("relax_ions", "defect", charge=-1, fixed_atoms=(0, 5))
+    engine.write_input(sc, spec, s, tmp_path / "new")
+    cp2k.write_input(
+        sc, "relax_ions", -1, s, tmp_path / "old", is_supercell=True, fixed_atoms=(0, 5)
+    )
+    for name in ("cp2k.inp", "calc.json"):
+        assert (tmp_path / "new" / name).read_text() == (tmp_path / "old" / name).read_text()
+
+
+def test_both_engines_give_the_settings_the_steps_need() -> None:
+    for name, config in (("cp2k", {}), ("vasp", {"engine": "vasp"})):
+        s = get_engine(name).settings(cfg.validate(config))
+        assert isinstance(s.relax_radius, float)
+        assert isinstance(s.phase_cell_relax, bool)
