@@ -89,9 +89,11 @@ class VaspSettings:
         ismear, sigma: Gaussian smearing of 0.05 eV: defect levels keep near-integer
             occupations, and metals among the competing phases still converge.
         ispin: 2 = spin-polarised everywhere (defects may have unpaired electrons).
-        kpoint_density: Γ-centred k-mesh with n_i = ceil(kpoint_density / a_i) (Å), as
-            CP2K's ``kpoint_length``, so unit cell (4x4x4 for 6.4 Å) and 2x2x2 supercell
-            (2x2x2) sample the same points and both engines use the same meshes.
+        kpoint_density: Γ-centred k-mesh with n_i = ceil(kpoint_density / a_i) (Å), the
+            rule of CP2K's ``kpoint_length``: the unit cell (4x4x4 for 6.4 Å) and the 2x2x2
+            supercell (2x2x2) sample the same points, so their energies are consistent.
+            (CP2K's ``fast`` level uses one mean-value point for supercells instead, to
+            save time on a laptop; on a cluster the full mesh is affordable.)
         supercell_kpoints: "density" (the mesh above; Γ-centred, so the band edges at R of
             the perovskite, folded to Γ of a 2x2x2 supercell, are sampled) or "gamma"
             (Γ only, for large supercells and ``vasp_gam``).

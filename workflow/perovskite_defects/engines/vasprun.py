@@ -138,7 +138,9 @@ def read_vasprun(path: str | Path) -> VasprunData:
     except (OSError, EOFError, zlib.error) as err:
         raise EngineError(f"{p}: cannot read vasprun ({err}); truncated or corrupt?") from err
     if not reader.finished or calcs.open:
-        raise EngineError(f"{p}: vasprun ends before </modeling> (truncated: the run did not finish)")
+        raise EngineError(
+            f"{p}: vasprun ends before </modeling> (truncated: the run did not finish)"
+        )
     return data
 
 
