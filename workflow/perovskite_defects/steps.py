@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import config as cfg
-from .engines import cp2k
-from .engines.base import CalcRecord, EngineError
+from . import engines
+from .engines.base import CalcRecord, CalcSpec, EngineError
 
 log = logging.getLogger("perovskite_defects")
 
@@ -23,10 +23,17 @@ RECORD = "record.json"
 DEFECT_CELL = "defect.json"
 
 
-def engine_settings(config: Mapping[str, Any]) -> cp2k.Cp2kSettings:
-    if config["engine"] != "cp2k":
-        raise cfg.ConfigError(f"config key 'engine': {config['engine']!r} is not supported yet")
-    return cp2k.Cp2kSettings.for_level(config["level"], config["cp2k"].get("settings"))
+def engine_settings(config: Mapping[str, Any]) -> Any:
+    """Numerical settings of the configured engine (CP2K: by level; VASP: vasp.settings)."""
+    try:
+        return engines.get_engine(config["engine"]).settings(config)
+    except EngineError as err:
+        raise cfg.ConfigError(str(err)) from err
+
+
+def _write_inputs(config: Mapping[str, Any], structure, spec: CalcSpec, calc_dir: Path) -> None:
+    engine = engines.get_engine(config["engine"])
+    engine.write_input(structure, spec, engine_settings(config), calc_dir)
 
 
 def _write_structure_files(structure, directory: Path, stem: str = "structure") -> None:
@@ -47,7 +54,7 @@ def prepare_host(config: Mapping[str, Any], calc_dir: str | Path) -> None:
     calc_dir = Path(calc_dir)
     _write_structure_files(unit, calc_dir, "initial")
     kind = "relax_cell" if host["relax"] else "static"
-    cp2k.write_input(unit, kind, 0, engine_settings(config), calc_dir, keep_symmetry="CUBIC")
+    _write_inputs(config, unit, CalcSpec(kind, "host", keep_symmetry="CUBIC"), calc_dir)
 
 
 def prepare_phase(
@@ -55,9 +62,9 @@ def prepare_phase(
 ) -> None:
     """Inputs of a competing phase.
 
-    Cells relax when the level asks for it (``phase_cell_relax``) and the phase is not a
-    molecular crystal; otherwise only the ions relax, at the experimental cell, and not
-    even they when symmetry pins every atom (a single point then gives the same energy).
+    Cells relax when the engine settings ask for it (``phase_cell_relax``) and the phase is
+    not a molecular crystal; otherwise only the ions relax, at the experimental cell, and
+    not even they when symmetry pins every atom (a single point then gives the same energy).
     """
     from .phases import has_free_internal_coordinates, load_phase
 
@@ -71,7 +78,7 @@ def prepare_phase(
         kind = "relax_ions"
     else:
         kind = "static"
-    cp2k.write_input(entry.structure, kind, 0, settings, calc_dir)
+    _write_inputs(config, entry.structure, CalcSpec(kind, "phase"), calc_dir)
     (calc_dir / "source.txt").write_text(entry.source + "\n")
 
 
@@ -81,15 +88,13 @@ def relaxed_unit_cell(host_record: str | Path):
 
 
 def prepare_bulk(config: Mapping[str, Any], host_record: str | Path, calc_dir: str | Path) -> None:
-    """Inputs of the pristine supercell (single point, with the Hartree potential)."""
+    """Inputs of the pristine supercell (single point, with the electrostatic potential)."""
     from .hosts import supercell
 
     bulk = supercell(relaxed_unit_cell(host_record), config["host"]["supercell"])
     calc_dir = Path(calc_dir)
     _write_structure_files(bulk, calc_dir)
-    cp2k.write_input(
-        bulk, "static", 0, engine_settings(config), calc_dir, is_supercell=True, band_edges=True
-    )
+    _write_inputs(config, bulk, CalcSpec("static", "bulk", band_edges=True), calc_dir)
 
 
 def prepare_defect(
@@ -115,18 +120,11 @@ def prepare_defect(
     cell.to_json(calc_dir / DEFECT_CELL)
     settings = engine_settings(config)
     if settings.relax_radius > 0:
-        fixed = cell.atoms_beyond(settings.relax_radius)
-        cp2k.write_input(
-            structure,
-            "relax_ions",
-            charge,
-            settings,
-            calc_dir,
-            is_supercell=True,
-            fixed_atoms=fixed,
-        )
+        fixed = tuple(cell.atoms_beyond(settings.relax_radius))
+        calc = CalcSpec("relax_ions", "defect", charge=charge, fixed_atoms=fixed)
     else:
-        cp2k.write_input(structure, "static", charge, settings, calc_dir, is_supercell=True)
+        calc = CalcSpec("static", "defect", charge=charge)
+    _write_inputs(config, structure, calc, calc_dir)
 
 
 # --------------------------------------------------------------------------- running
@@ -135,13 +133,8 @@ def prepare_defect(
 def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int) -> CalcRecord:
     """Run the engine in ``calc_dir`` and write record.json only for a converged result."""
     calc_dir = Path(calc_dir)
-    options = config["cp2k"]
-    record = cp2k.run(
-        calc_dir,
-        nprocs=max(1, nprocs),
-        executable=options["executable"],
-        mpi_launcher=options["mpi_launcher"],
-    )
+    engine = engines.engine_for_run(config)
+    record = engine.run(config, calc_dir, max(1, nprocs))
     record.require_converged()
     if not math.isfinite(record.energy):
         raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")

@@ -22,14 +22,14 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .base import CalcRecord, EngineError
+from .base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ LEVELS: dict[str, dict[str, Any]] = {
         "phase_cell_relax": True,
     },
 }
-
-CALC_KINDS = ("relax_cell", "relax_ions", "static")
-"""relax_cell: variable-cell optimisation (hosts, competing phases);
-relax_ions: fixed-cell optimisation (defects); static: single point (bulk supercell)."""
 
 
 @dataclass(frozen=True)
@@ -665,3 +661,51 @@ def _final_structure(run_dir: Path, text: str):
             lattice = Lattice([vectors["A"], vectors["B"], vectors["C"]])
             return Structure(lattice, species, coords, coords_are_cartesian=True)
     raise EngineError(f"{run_dir}: no CP2K input or restart file with a structure")
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class Cp2kEngine(Engine):
+    """The embedded CP2K engine behind the common :class:`Engine` interface.
+
+    A thin wrapper: the physics lives in :func:`write_input`, :func:`run` and :func:`parse`.
+    """
+
+    name = "cp2k"
+
+    def settings(self, config: Mapping[str, Any]) -> Cp2kSettings:
+        return Cp2kSettings.for_level(config["level"], config["cp2k"].get("settings"))
+
+    def write_input(
+        self, structure: Any, spec: CalcSpec, settings: Cp2kSettings, run_dir: Path
+    ) -> Path:
+        return write_input(
+            structure,
+            spec.kind,
+            spec.charge,
+            settings,
+            run_dir,
+            is_supercell=spec.is_supercell,
+            keep_symmetry=spec.keep_symmetry,
+            fixed_atoms=spec.fixed_atoms,
+            band_edges=spec.band_edges,
+        )
+
+    def command(self, config: Mapping[str, Any], run_dir: Path, nprocs: int) -> list[str]:
+        options = config["cp2k"]
+        return command(
+            run_dir, nprocs, find_executable(options["executable"]), options["mpi_launcher"]
+        )
+
+    def run(self, config: Mapping[str, Any], run_dir: Path, nprocs: int) -> CalcRecord:
+        options = config["cp2k"]
+        return run(
+            run_dir,
+            nprocs=max(1, nprocs),
+            executable=options["executable"],
+            mpi_launcher=options["mpi_launcher"],
+        )
+
+    def parse(self, run_dir: Path) -> CalcRecord:
+        return parse(run_dir)
