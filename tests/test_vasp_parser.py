@@ -88,12 +88,14 @@ def test_missing_vasprun_names_folder(tmp_path: Path) -> None:
         parse_vasp_dir(tmp_path)
 
 
-def test_without_outcar_charge_is_unknown(cdte_reference: Path, tmp_path: Path) -> None:
+def test_without_outcar_charge_comes_from_vasprun(cdte_reference: Path, tmp_path: Path) -> None:
+    # vasprun's <atominfo> holds the POTCAR valences, so the charge needs no OUTCAR
     (tmp_path / "vasprun.xml.gz").symlink_to(cdte_reference / FOLDERS["defect"] / "vasprun.xml.gz")
     rec = parse_vasp_dir(tmp_path)
-    assert rec.charge == 0
-    assert rec.extra["charge_known"] is False
+    assert rec.charge == -2
+    assert rec.extra["charge_known"] is True
     assert rec.potential_file is None
+    assert rec.site_potential_file is None
     assert rec.source_files == ["vasprun.xml.gz"]
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import config as cfg
-from .engines import cp2k
-from .engines.base import CalcRecord, EngineError
+from . import engines
+from .engines.base import CalcRecord, CalcSpec, EngineError
 
 log = logging.getLogger("perovskite_defects")
 
@@ -23,10 +23,17 @@ RECORD = "record.json"
 DEFECT_CELL = "defect.json"
 
 
-def engine_settings(config: Mapping[str, Any]) -> cp2k.Cp2kSettings:
-    if config["engine"] != "cp2k":
-        raise cfg.ConfigError(f"config key 'engine': {config['engine']!r} is not supported yet")
-    return cp2k.Cp2kSettings.for_level(config["level"], config["cp2k"].get("settings"))
+def engine_settings(config: Mapping[str, Any]) -> Any:
+    """Numerical settings of the configured engine (CP2K: by level; VASP: vasp.settings)."""
+    try:
+        return engines.get_engine(config["engine"]).settings(config)
+    except EngineError as err:
+        raise cfg.ConfigError(str(err)) from err
+
+
+def _write_inputs(config: Mapping[str, Any], structure, spec: CalcSpec, calc_dir: Path) -> None:
+    engine = engines.get_engine(config["engine"])
+    engine.write_input(structure, spec, engine_settings(config), calc_dir)
 
 
 def _write_structure_files(structure, directory: Path, stem: str = "structure") -> None:
@@ -38,16 +45,96 @@ def _write_structure_files(structure, directory: Path, stem: str = "structure") 
 # --------------------------------------------------------------------------- inputs
 
 
-def prepare_host(config: Mapping[str, Any], calc_dir: str | Path) -> None:
-    """Inputs of the host unit cell: variable-cell relaxation (or a single point)."""
-    from .hosts import cubic_prototype
+# --------------------------------------------------------------------------- hosts
 
-    host = config["host"]
-    unit = cubic_prototype(host["A"], host["B"], host["X"], host["lattice_constant"])
+
+def host_plan(config: Mapping[str, Any], name: str):
+    """The plan of one host of the study (sweep entry or end member) by its name."""
+    from .study import end_member_plans, plan_hosts
+
+    hosts = {h.name: h for h in plan_hosts(config, cfg.PROJECT_ROOT)}
+    if name in hosts:
+        return hosts[name]
+    ends = end_member_plans(config, list(hosts.values()))
+    if name in ends:
+        return ends[name]
+    raise cfg.ConfigError(f"host {name!r} is not in the study (hosts: {sorted(hosts)})")
+
+
+def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) -> None:
+    """structures/host.{vasp,cif,json}: the host supercell with its metadata."""
+    from .hosts import build_host, load_user_structure
+
+    plan = host_plan(config, name)
+    s = plan.settings
+    user = (
+        load_user_structure(plan.user_structure, "host.structure") if plan.user_structure else None
+    )
+    host = build_host(
+        plan.composition,
+        plan.start_lattice,
+        plan.supercell.multiples,
+        plan.supercell.counts,
+        user_structure=user,
+        seed=int(s.get("seed", 0)),
+        orientation=s.get("molecule_orientation", "random"),
+        sqs_cutoffs=s.get("sqs_cutoffs", (1.75, 1.45)),
+        sqs_steps=int(s.get("sqs_steps", 0)) or None,
+    )
+    host.metadata["lattice_source"] = plan.lattice_source
+    host.metadata["end_members"] = list(plan.end_members)
+    host.to_files(out_dir, "host")
+    log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
+
+
+def write_manifest_files(
+    config: Mapping[str, Any], host_json: str | Path, out_dir: str | Path
+) -> None:
+    """The checkpoint: manifest.tsv/json of the host's defects and one POSCAR + CIF + JSON
+    per defect structure under the host's structures/ folder."""
+    from .defect_sets import build_defect_set, write_manifest
+    from .hosts import HostStructure
+    from .study import defect_requests
+
+    host = HostStructure.from_json(host_json)
+    entries, built = build_defect_set(
+        host,
+        defect_requests(config),
+        representatives=config["site_classes"]["representatives"],
+        seed=int(host.metadata.get("seed", 0)),
+        min_distance=config["site_classes"]["interstitial_min_distance"],
+    )
+    structures_dir = Path(host_json).parent
+    for entry, structure in built:
+        _write_structure_files(structure, structures_dir, entry.id)
+        payload = {"entry": entry.__dict__, "structure": structure.as_dict()}
+        (structures_dir / f"{entry.id}.json").write_text(json.dumps(payload, indent=1))
+    write_manifest(entries, out_dir)
+    log.info("%s: %d defect structures", host.name, len(entries))
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def prepare_host(config: Mapping[str, Any], name: str, calc_dir: str | Path) -> None:
+    """Inputs of an end member's unit cell (5 atoms; FA/MA as one molecule): a cell
+    relaxation at fixed cubic shape when ``relax`` is true (it gives the lattice constant
+    of Vegard's law), otherwise a single point."""
+    from .hosts import build_host
+
+    plan = host_plan(config, name)
+    host = build_host(
+        plan.composition,
+        plan.start_lattice,
+        (1, 1, 1),
+        plan.supercell.counts,
+        seed=int(plan.settings.get("seed", 0)),
+        orientation="aligned",
+    )
     calc_dir = Path(calc_dir)
-    _write_structure_files(unit, calc_dir, "initial")
-    kind = "relax_cell" if host["relax"] else "static"
-    cp2k.write_input(unit, kind, 0, engine_settings(config), calc_dir, keep_symmetry="CUBIC")
+    _write_structure_files(host.structure, calc_dir, "initial")
+    kind = "relax_cell" if plan.settings.get("relax", True) else "static"
+    _write_inputs(config, host.structure, CalcSpec(kind, "host", keep_symmetry="CUBIC"), calc_dir)
 
 
 def prepare_phase(
@@ -55,9 +142,9 @@ def prepare_phase(
 ) -> None:
     """Inputs of a competing phase.
 
-    Cells relax when the level asks for it (``phase_cell_relax``) and the phase is not a
-    molecular crystal; otherwise only the ions relax, at the experimental cell, and not
-    even they when symmetry pins every atom (a single point then gives the same energy).
+    Cells relax when the engine settings ask for it (``phase_cell_relax``) and the phase is
+    not a molecular crystal; otherwise only the ions relax, at the experimental cell, and
+    not even they when symmetry pins every atom (a single point then gives the same energy).
     """
     from .phases import has_free_internal_coordinates, load_phase
 
@@ -71,62 +158,98 @@ def prepare_phase(
         kind = "relax_ions"
     else:
         kind = "static"
-    cp2k.write_input(entry.structure, kind, 0, settings, calc_dir)
+    _write_inputs(config, entry.structure, CalcSpec(kind, "phase"), calc_dir)
     (calc_dir / "source.txt").write_text(entry.source + "\n")
 
 
-def relaxed_unit_cell(host_record: str | Path):
-    record = CalcRecord.from_json(host_record).require_converged()
-    return record.pmg_structure()
+def lattice_constant(record_path: str | Path) -> float:
+    """Pseudo-cubic lattice constant (Å) of a converged unit-cell record: V^(1/3) per B."""
+    structure = CalcRecord.from_json(record_path).require_converged().pmg_structure()
+    n_fu = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
+    return float((structure.volume / n_fu) ** (1 / 3))
 
 
-def prepare_bulk(config: Mapping[str, Any], host_record: str | Path, calc_dir: str | Path) -> None:
-    """Inputs of the pristine supercell (single point, with the Hartree potential)."""
-    from .hosts import supercell
+def prepare_bulk(
+    config: Mapping[str, Any],
+    host_json: str | Path,
+    end_member_records: Mapping[str, str | Path],
+    calc_dir: str | Path,
+) -> None:
+    """Pristine supercell at the Vegard lattice constant of the relaxed end members."""
+    from .hosts import HostStructure
 
-    bulk = supercell(relaxed_unit_cell(host_record), config["host"]["supercell"])
+    host = HostStructure.from_json(host_json)
+    plan = host_plan(config, host.name)
+    constants = {
+        key: lattice_constant(end_member_records[name])
+        for key, name in zip(plan.end_member_keys, plan.end_members, strict=True)
+    }
+    a = plan.composition.vegard_lattice(constants)
+    structure = host.structure.copy()
+    structure.scale_lattice(structure.volume * (a / host.metadata["lattice_constant"]) ** 3)
     calc_dir = Path(calc_dir)
-    _write_structure_files(bulk, calc_dir)
-    cp2k.write_input(
-        bulk, "static", 0, engine_settings(config), calc_dir, is_supercell=True, band_edges=True
+    _write_structure_files(structure, calc_dir)
+    (calc_dir / "supercell.json").write_text(
+        json.dumps(
+            {
+                "lattice_constant": a,
+                "end_member_lattice_constants": {
+                    n: constants[k]
+                    for k, n in zip(plan.end_member_keys, plan.end_members, strict=True)
+                },
+                "structure": structure.as_dict(),
+            },
+            indent=1,
+        )
     )
+    _write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
 
 
 def prepare_defect(
     config: Mapping[str, Any],
-    host_record: str | Path,
-    defect_name: str,
+    manifest_dir: str | Path,
+    bulk_dir: str | Path,
+    defect_id: str,
     charge: int,
     calc_dir: str | Path,
 ) -> None:
-    """Inputs of one defect in one charge state."""
-    from .defects import make_defect_cell
+    """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
+    from pymatgen.core import Structure
 
-    specs = {spec.name: spec for spec in cfg.defect_specs(config)}
-    if defect_name not in specs:
-        raise cfg.ConfigError(f"defect {defect_name!r} is not in config key 'defects'")
-    spec = specs[defect_name]
-    if charge not in spec.charges:
-        raise cfg.ConfigError(f"defect {defect_name}: charge {charge} is not in {spec.charges}")
-    cell = make_defect_cell(relaxed_unit_cell(host_record), spec, config["host"]["supercell"])
+    from .defect_sets import read_manifest
+    from .defects import DefectCell
+
+    entries = {e.id: e for e in read_manifest(manifest_dir)}
+    if defect_id not in entries:
+        raise cfg.ConfigError(f"defect {defect_id!r} is not in {manifest_dir}/manifest.tsv")
+    entry = entries[defect_id]
+    if charge not in entry.charges:
+        raise cfg.ConfigError(f"defect {defect_id}: charge {charge} is not in {entry.charges}")
+    bulk = Structure.from_dict(
+        json.loads((Path(bulk_dir) / "supercell.json").read_text())["structure"]
+    )
+    structure = entry.apply(bulk)
+    cell = DefectCell(
+        name=entry.id,
+        kind=entry.kind,
+        charges=list(entry.charges),
+        atoms_added=dict(entry.atoms_added),
+        multiplicity=entry.multiplicity,  # type: ignore[arg-type]
+        frac_coords=list(entry.frac_coords),
+        structure=structure.as_dict(),
+        site_index=entry.representative - 1,
+        n_distinct_sites=entry.n_representatives,
+    )
     calc_dir = Path(calc_dir)
-    structure = cell.pmg_structure()
     _write_structure_files(structure, calc_dir)
     cell.to_json(calc_dir / DEFECT_CELL)
     settings = engine_settings(config)
     if settings.relax_radius > 0:
-        fixed = cell.atoms_beyond(settings.relax_radius)
-        cp2k.write_input(
-            structure,
-            "relax_ions",
-            charge,
-            settings,
-            calc_dir,
-            is_supercell=True,
-            fixed_atoms=fixed,
-        )
+        fixed = tuple(cell.atoms_beyond(settings.relax_radius))
+        calc = CalcSpec("relax_ions", "defect", charge=charge, fixed_atoms=fixed)
     else:
-        cp2k.write_input(structure, "static", charge, settings, calc_dir, is_supercell=True)
+        calc = CalcSpec("static", "defect", charge=charge)
+    _write_inputs(config, structure, calc, calc_dir)
 
 
 # --------------------------------------------------------------------------- running
@@ -135,13 +258,8 @@ def prepare_defect(
 def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int) -> CalcRecord:
     """Run the engine in ``calc_dir`` and write record.json only for a converged result."""
     calc_dir = Path(calc_dir)
-    options = config["cp2k"]
-    record = cp2k.run(
-        calc_dir,
-        nprocs=max(1, nprocs),
-        executable=options["executable"],
-        mpi_launcher=options["mpi_launcher"],
-    )
+    engine = engines.engine_for_run(config)
+    record = engine.run(config, calc_dir, max(1, nprocs))
     record.require_converged()
     if not math.isfinite(record.energy):
         raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")
@@ -155,31 +273,40 @@ def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int
 # --------------------------------------------------------------------------- analysis
 
 
+def host_phases(config: Mapping[str, Any], name: str) -> list[str]:
+    """Competing phases that bear on a host: those made of its elements and its dopants."""
+    from .study import check_defects
+
+    plan = host_plan(config, name)
+    allowed = plan.elements | check_defects(config, [plan])
+    return [p for p in config["competing_phases"] if cfg._element_set(p) <= allowed]
+
+
 def chemical_potentials(
     config: Mapping[str, Any],
+    name: str,
     host_record: str | Path,
     phase_records: Mapping[str, str | Path],
     out_json: str | Path,
 ) -> None:
-    """Chemical-potential limits of the host from the competing phases."""
+    """Chemical-potential limits of one host of the sweep."""
     from .chempots import compute_chemical_potential_limits
+    from .study import check_defects
 
+    plan = host_plan(config, name)
     host = CalcRecord.from_json(host_record).require_converged()
     phases = {}
-    for name, path in phase_records.items():
+    for label, path in phase_records.items():
         record = CalcRecord.from_json(path).require_converged()
-        phases[name] = (record.pmg_structure().composition.as_dict(), record.energy)
-    dopants = sorted(
-        {s.species for s in cfg.defect_specs(config) if s.species}
-        - set(cfg.host_species(config).values())
-    )
+        phases[label] = (record.pmg_structure().composition.as_dict(), record.energy)
+    dopants = sorted(check_defects(config, [plan]))
     limits = compute_chemical_potential_limits(
         host.pmg_structure().composition.as_dict(),
         host.energy,
         phases,
         extrinsic_elements=dopants,
-        rich_element=config["host"]["X"],
-        host_label=cfg.host_name(config),
+        rich_element=plan.composition.majority_halide,
+        host_label=name,
     )
     limits.write_json(out_json)
     for note in limits.notes:
@@ -333,3 +460,43 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
     notes += list(limits.notes)
     notes.append("Every number traces to results/<study>/tables/provenance.json.")
     return notes
+
+
+def aggregate_tables(
+    config: Mapping[str, Any],
+    host_names: Sequence[str],
+    results_dir: str | Path,
+    out_dir: str | Path,
+) -> None:
+    """Tables across compositions (CSV + Markdown) and provenance.json."""
+    from .aggregate import aggregate
+
+    results_dir = Path(results_dir)
+    hosts = []
+    for name in host_names:
+        meta = json.loads((results_dir / name / "structures" / "host.json").read_text())
+        achieved = meta["metadata"]["composition_achieved"]
+        hosts.append(
+            {
+                "name": name,
+                "composition": {
+                    "A": meta["metadata"]["composition_requested"]["A"],
+                    "x": achieved["x"],
+                    "X": achieved["X"],
+                },
+                "tables": results_dir / name / "tables",
+                "manifest": results_dir / name / "defects" / "manifest.json",
+            }
+        )
+    aggregate(hosts, config["aggregate"]["temperature"], out_dir)
+    provenance = {
+        "config": dict(config),
+        "hosts": {
+            h["name"]: {
+                "composition": h["composition"],
+                "provenance": str(Path(h["tables"]) / "provenance.json"),
+            }
+            for h in hosts
+        },
+    }
+    (Path(out_dir) / "provenance.json").write_text(json.dumps(provenance, indent=1, default=str))

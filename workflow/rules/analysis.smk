@@ -36,6 +36,8 @@ rule tables:
         provenance="results/{study}/{host}/tables/provenance.json",
     log:
         "logs/{study}/{host}/tables.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:

@@ -1,4 +1,5 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
+import re
 import sys
 from pathlib import Path
 
@@ -8,7 +9,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from perovskite_defects import config as pd_config
 from perovskite_defects import steps as pd_steps
 from perovskite_defects import study as pd_study
-from perovskite_defects import sweep_steps as pd_sweep
 from perovskite_defects.defect_sets import manifest_jobs
 
 try:
@@ -24,6 +24,10 @@ RESULTS = f"results/{STUDY}"
 HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_ROOT)}
 END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
 HOSTS = list(HOST_PLANS)
+# Rules that build a host only match the hosts of this study (a folder of another host,
+# e.g. prepared by hand, is then a plain input of the run and correction rules).
+HOST_RE = "|".join(re.escape(h) for h in HOSTS)
+END_MEMBER_RE = "|".join(re.escape(h) for h in END_MEMBERS)
 PHASES = CONFIG["competing_phases"]
 TABLES = [
     f"{RESULTS}/tables/{name}.{ext}"

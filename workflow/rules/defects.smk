@@ -10,6 +10,8 @@ checkpoint defect_manifest:
         json="results/{study}/{host}/defects/manifest.json",
     log:
         "logs/{study}/{host}/defects/manifest.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
@@ -27,6 +29,8 @@ rule defect_inputs:
         "results/{study}/{host}/defects/{defect}_q{charge}/calc.json",
     log:
         "logs/{study}/{host}/defects/{defect}_q{charge}/inputs.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:

@@ -9,6 +9,8 @@ rule host_structure:
         cif="results/{study}/{host}/structures/host.cif",
     log:
         "logs/{study}/{host}/host_structure.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
@@ -22,6 +24,8 @@ rule host_inputs:
         "results/{study}/{host}/unitcell/calc.json",
     log:
         "logs/{study}/{host}/unitcell/inputs.log",
+    wildcard_constraints:
+        host=END_MEMBER_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
@@ -38,6 +42,8 @@ rule bulk_inputs:
         "results/{study}/{host}/bulk/calc.json",
     log:
         "logs/{study}/{host}/bulk/inputs.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     params:

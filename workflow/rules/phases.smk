@@ -22,12 +22,14 @@ rule chemical_potentials:
         phases=lambda wildcards: expand(
             "results/{study}/phases/{phase}/record.json",
             study=wildcards.study,
-            phase=pd_sweep.host_phases(CONFIG, wildcards.host),
+            phase=pd_steps.host_phases(CONFIG, wildcards.host),
         ),
     output:
         "results/{study}/{host}/chemical_potentials.json",
     log:
         "logs/{study}/{host}/chemical_potentials.log",
+    wildcard_constraints:
+        host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
     script:

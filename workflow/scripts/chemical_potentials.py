@@ -1,11 +1,11 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.sweep_steps import host_chemical_potentials
+from perovskite_defects.steps import chemical_potentials
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     phases = {Path(p).parent.name: p for p in snakemake.input.phases}  # noqa: F821
-    host_chemical_potentials(
+    chemical_potentials(
         config,
         snakemake.wildcards.host,  # noqa: F821
         snakemake.input.host,  # noqa: F821

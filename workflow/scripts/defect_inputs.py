@@ -1,10 +1,10 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.sweep_steps import prepare_manifest_defect
+from perovskite_defects.steps import prepare_defect
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
-    prepare_manifest_defect(
+    prepare_defect(
         config,
         Path(snakemake.input.manifest).parent,  # noqa: F821
         Path(snakemake.input.bulk).parent,  # noqa: F821

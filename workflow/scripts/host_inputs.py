@@ -1,6 +1,6 @@
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.sweep_steps import prepare_unit_cell
+from perovskite_defects.steps import prepare_host
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     out = snakemake.output[0].rsplit("/", 1)[0]  # noqa: F821
-    prepare_unit_cell(config, snakemake.wildcards.host, out)  # noqa: F821
+    prepare_host(config, snakemake.wildcards.host, out)  # noqa: F821

@@ -7,7 +7,9 @@ Units are eV and Å throughout; engines convert at their parser.
 
 from __future__ import annotations
 
+import abc
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,9 @@ class CalcRecord:
         cbm: lowest unoccupied eigenvalue in eV (None when no empty state was computed).
         potential_file: path to the electrostatic potential grid (cube or LOCPOT),
             relative to ``run_dir``, or None.
+        site_potential_file: file with the engine's own potentials at the atomic sites
+            (VASP: OUTCAR core-level potentials, for eFNV), relative to ``run_dir``, or
+            None when the engine has none (CP2K: they come from the grid instead).
         run_dir: folder that holds the engine's output files.
         source_files: output files that the numbers were read from (relative to ``run_dir``).
         settings: engine settings that determine the numbers (cutoffs, basis, k-points...).
@@ -72,6 +77,7 @@ class CalcRecord:
     vbm: float | None = None
     cbm: float | None = None
     potential_file: str | None = None
+    site_potential_file: str | None = None
     run_dir: str = "."
     source_files: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -122,3 +128,121 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj)!r}")
+
+
+# --------------------------------------------------------------------------- engine interface
+
+CALC_KINDS = ("relax_cell", "relax_ions", "static")
+"""relax_cell: variable-cell optimisation (host unit cell, competing phases);
+relax_ions: fixed-cell optimisation (defects); static: single point (bulk supercell)."""
+
+ROLES = ("host", "phase", "bulk", "defect")
+
+
+@dataclass(frozen=True)
+class CalcSpec:
+    """What one calculation is, independent of the engine that runs it.
+
+    Attributes:
+        kind: one of :data:`CALC_KINDS`.
+        role: "host" (unit cell), "phase" (competing phase), "bulk" (pristine supercell)
+            or "defect" (defect supercell). Engines derive role-specific settings from it,
+            e.g. symmetry off and the electrostatic potential written for supercells.
+        charge: net charge of the cell in e (+1 = one electron removed).
+        band_edges: the run must give the band edges of the host (bulk supercell).
+        keep_symmetry: crystal system to keep during a cell relaxation (e.g. "CUBIC").
+        fixed_atoms: 0-based indices (in the structure passed) of atoms held fixed.
+    """
+
+    kind: str
+    role: str
+    charge: int = 0
+    band_edges: bool = False
+    keep_symmetry: str | None = None
+    fixed_atoms: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in CALC_KINDS:
+            raise ValueError(f"calc kind must be one of {CALC_KINDS}, got {self.kind!r}")
+        if self.role not in ROLES:
+            raise ValueError(f"calc role must be one of {ROLES}, got {self.role!r}")
+
+    @property
+    def is_supercell(self) -> bool:
+        return self.role in ("bulk", "defect")
+
+
+class Engine(abc.ABC):
+    """One DFT engine: settings, input writing, running and parsing to :class:`CalcRecord`.
+
+    Adding an engine (e.g. Quantum ESPRESSO) means one module with a subclass of this and
+    one line in :data:`perovskite_defects.engines.ENGINES`; the workflow steps and the
+    analysis only see :class:`CalcSpec` going in and :class:`CalcRecord` coming out.
+    The settings object an engine returns must have ``relax_radius`` (Å; 0 = unrelaxed
+    ideal-site defects) and ``phase_cell_relax`` (bool), which the workflow steps use to
+    choose the calculation kind.
+    """
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def settings(self, config: Mapping[str, Any]) -> Any:
+        """Numerical settings from the validated study config (raises ValueError if bad)."""
+
+    @abc.abstractmethod
+    def write_input(self, structure: Any, spec: CalcSpec, settings: Any, run_dir: Path) -> Path:
+        """Write the input files of ``spec`` for ``structure`` (pymatgen) into ``run_dir``.
+
+        Must also write ``calc.json`` (the run rule's input) describing the calculation.
+        """
+
+    @abc.abstractmethod
+    def command(self, config: Mapping[str, Any], run_dir: Path, nprocs: int) -> list[str]:
+        """The command line a rule runs in ``run_dir`` (validated, no shell involved)."""
+
+    @abc.abstractmethod
+    def run(self, config: Mapping[str, Any], run_dir: Path, nprocs: int) -> CalcRecord:
+        """Run the engine in a prepared ``run_dir`` and return the parsed record.
+
+        Raises EngineError if the engine fails; convergence is checked by the caller.
+        """
+
+    @abc.abstractmethod
+    def parse(self, run_dir: Path) -> CalcRecord:
+        """Parse a finished run folder into a :class:`CalcRecord` (eV, Å)."""
+
+
+def validate_command(command: str, key: str) -> list[str]:
+    """Split a configured run command into arguments, refusing anything a shell would expand.
+
+    Commands are run without a shell, so metacharacters would not work anyway; refusing
+    them (instead of passing them on literally) makes a typo or an injection attempt a
+    clear error naming the config key.
+    """
+    import re
+
+    if not command.strip():
+        raise EngineError(f"config key '{key}': the run command is empty")
+    bad = sorted(set(re.findall(r"[^A-Za-z0-9_./=+:,@% \t-]", command)))
+    if bad:
+        raise EngineError(
+            f"config key '{key}': {command!r} contains shell metacharacters "
+            f"({' '.join(repr(c) for c in bad)}); "
+            "give a plain command such as 'srun vasp_std' (no ;, |, &, $, quotes, ...)"
+        )
+    return command.split()
+
+
+def mpi_command(launcher: Sequence[str], nprocs: int) -> list[str]:
+    """Add the rank count to mpirun/mpiexec launchers (srun takes it from the allocation)."""
+    import os
+
+    words = list(launcher)
+    if not words or os.path.basename(words[0]) not in ("mpirun", "mpiexec"):
+        return words
+    extra = []
+    if os.geteuid() == 0 and "--allow-run-as-root" not in words:
+        extra.append("--allow-run-as-root")
+    if not {"-np", "-n", "--np"} & set(words):
+        extra += ["-np", str(max(1, nprocs))]
+    return [words[0], *extra, *words[1:]]
