@@ -79,6 +79,14 @@ def test_every_schema_key_has_description_and_default() -> None:
         ),
         ({"competing_phases": ["Cs", "Pb", "Na", "CsI"]}, "no elemental reference phase for ['I']"),
         ({"competing_phases": ["Unobtainium"]}, "no structure file structures/phases/Unobtainium"),
+        (
+            {"host": {"x": 0.5}, "competing_phases": ["Cs", "Pb", "I2", "Na", "CsI", "PbI2", "NaI"]},
+            "no elemental reference phase for ['Sn']",
+        ),
+        (
+            {"competing_phases": ["Cs", "Pb", "I2", "Na", "CsI", "PbI2"]},
+            "CsPbI3 needs ['NaI'] (every phase in structures/phases/",
+        ),
         ({"dielectric": {"value": 0.5}}, "config key 'dielectric.value'"),
         ({"correction": "magic"}, "config key 'correction'"),
         ({"cp2k": {"executable": "cp2k; rm -rf /"}}, "config key 'cp2k.executable'"),
@@ -115,3 +123,18 @@ def test_defect_names_parse_to_kinds_and_atom_changes() -> None:
     assert specs["Na_Pb"].kind == "substitution"
     assert specs["Na_i"].kind == "interstitial" and specs["Na_i"].atoms_added == {"Na": 1}
     assert specs["Na_i"].charges == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("host", "phases"),
+    [
+        ({"X": "Br", "x": 0.5}, ["Cs", "Pb", "Sn", "Br2", "Na", "CsBr", "PbBr2", "NaBr"]),
+        ({"X": "Cl", "x": 1}, ["Cs", "Sn", "Cl2", "Na", "CsCl", "SnCl2", "NaCl"]),
+        ({"A": "FA"}, ["C", "H2", "N2", "Pb", "I2", "Na", "PbI2", "NaI"]),
+    ],
+)
+def test_shipped_phases_cover_tin_bromide_chloride_and_molecular_hosts(
+    host: dict, phases: list[str]
+) -> None:
+    config = cfg.validate({"host": host, "competing_phases": phases})
+    assert config["competing_phases"] == phases

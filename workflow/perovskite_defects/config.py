@@ -150,6 +150,11 @@ def _element_set(formula: str) -> set[str]:
     return set(re.findall(r"[A-Z][a-z]?", formula))
 
 
+def shipped_phases() -> list[str]:
+    """Names of the competing-phase structure files in structures/phases/."""
+    return sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
+
+
 def _check_semantics(config: dict[str, Any]) -> None:
     """Compositions, supercells, structure files, defects and phases of every host."""
     from .composition import CompositionError
@@ -197,4 +202,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key 'competing_phases': no elemental reference phase for {missing_refs} "
                 f"(needed for chemical potentials of {host.name}; covered elements: "
                 f"{sorted(covered)})"
+            )
+        # Every shipped phase made of the host's elements (and dopants) bears on its
+        # chemical-potential limits: leaving one out would widen them silently.
+        wanted = sorted(p for p in shipped_phases() if _element_set(p) <= needed)
+        missing = [p for p in wanted if p not in phases]
+        if missing:
+            raise ConfigError(
+                f"config key 'competing_phases': {host.name} needs {missing} "
+                f"(every phase in structures/phases/ made of its elements {sorted(needed)}: "
+                f"{wanted})"
             )
