@@ -112,6 +112,20 @@ def test_site_classes_on_a_layered_sn_pb_arrangement() -> None:
     assert sum({e.site_class: e.multiplicity for e in entries}.values()) == pytest.approx(3.0)
 
 
+def test_site_classes_count_periodic_images_in_a_two_cell_supercell() -> None:
+    # [2, 1, 1] with Pb at x = 0 and Sn at x = 1/2: the two X along the long axis lie
+    # between Pb and Sn; the X along b and c of each B atom lie between that atom and its
+    # own periodic image (Pb-X-Pb, Sn-X-Sn), although the cell holds one atom of each.
+    comp = parse_composition({"A": "Cs", "X": "I", "x": 0.5}, "host")
+    host = make_host({"A": "Cs", "X": "I", "x": 0}, (2, 1, 1))
+    pb = [i for i, s in enumerate(host.structure) if s.specie.symbol == "Pb"]
+    host.structure.replace(max(pb, key=lambda i: host.structure[i].frac_coords[0]), "Sn")
+    host.metadata["composition_requested"] = comp.as_dict()
+    entries, _ = build_defect_set(host, [DefectRequest("V_X")], representatives=1)
+    assert {e.site_class: e.class_size for e in entries} == {"Pb2": 2, "PbSn": 2, "Sn2": 2}
+    assert sum(e.multiplicity for e in entries) == pytest.approx(3.0)
+
+
 def test_fifty_percent_sqs_needs_few_vacancy_jobs() -> None:
     host = make_host({"A": "Cs", "X": "I", "x": 0.5}, (2, 2, 2))
     entries, structures = build_defect_set(host, [DefectRequest("V_X")], representatives=2)

@@ -148,19 +148,35 @@ def _nearest(structure: Structure, frac: np.ndarray, indices: Sequence[int], k: 
     return [int(indices[i]) for i in order[:k]]
 
 
+def _image_distances(structure: Structure, frac, indices: Sequence[int]) -> list[tuple[float, int]]:
+    """(distance, atom index) to every periodic image (-1..1 cells) of the atoms ``indices``.
+
+    Images, not atoms: in a small supercell (e.g. [2, 1, 1]) both B neighbours of a halide
+    can be the same atom seen through the boundary, which a minimum-image distance per
+    atom would count once (and then wrongly take a farther atom as the second neighbour).
+    """
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    out: list[tuple[float, int]] = []
+    for idx in indices:
+        delta = structure.frac_coords[idx] - np.asarray(frac, dtype=float)
+        delta -= np.round(delta)
+        cart = structure.lattice.get_cartesian_coords(delta + shifts)
+        out += [(float(d), int(idx)) for d in np.linalg.norm(cart, axis=1)]
+    return sorted(out)
+
+
 def environment_class(structure: Structure, frac, role: str, mixed_b: bool, mixed_x: bool) -> str:
     """Site class label of a site of ``role`` ("X", "B", "A", "i") at ``frac``."""
     symbols = [s.specie.symbol for s in structure]
     b_idx = [i for i, s in enumerate(symbols) if s in B_SET]
     x_idx = [i for i, s in enumerate(symbols) if s in HALIDE_SET]
     if role == "X" and mixed_b:
-        return _label([symbols[i] for i in _nearest(structure, frac, b_idx, 2)])
+        return _label([symbols[i] for _, i in _image_distances(structure, frac, b_idx)[:2]])
     if role == "B" and mixed_x:
-        return _label([symbols[i] for i in _nearest(structure, frac, x_idx, 6)])
+        return _label([symbols[i] for _, i in _image_distances(structure, frac, x_idx)[:6]])
     if role == "i" and mixed_b:
-        d = structure.lattice.get_all_distances([frac], structure.frac_coords[b_idx])[0]
-        near = [b_idx[i] for i in np.where(d < d.min() * 1.15)[0]]
-        return _label([symbols[i] for i in near])
+        near = _image_distances(structure, frac, b_idx)
+        return _label([symbols[i] for d, i in near if d < near[0][0] * 1.15])
     return ""
 
 
