@@ -194,7 +194,9 @@ def correction(
 ) -> dict[str, Any]:
     """Finite-size correction of one charged defect (FNV or eFNV), written as JSON (eV)."""
     from .corrections import efnv_correction, fnv_correction
+    from .corrections.kumagai import ERROR_WARN_EV
     from .defects import DefectCell
+    from .dielectric import correction_argument, total_tensor
     from .engines.potentials import read_potential_grid, site_potentials
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
@@ -211,7 +213,7 @@ def correction(
                 raise EngineError(f"{where}: no electrostatic potential file in the record")
         files = [bulk_dir / str(bulk.potential_file), defect_dir / str(defect.potential_file)]
         bulk_grid, defect_grid = (read_potential_grid(f) for f in files)
-        eps = config["dielectric"]["value"]
+        eps = correction_argument(total_tensor(config["dielectric"]))
         if scheme == "fnv":
             result.update(
                 fnv_correction(
@@ -232,7 +234,18 @@ def correction(
             )
             result.update(efnv.summary(), site_radius=radius)
         result["files"] = [str(f) for f in files]
+        if scheme == "fnv" and result["error"] > ERROR_WARN_EV:  # eFNV warns by itself
+            log.warning(
+                "%s: %s correction %.3f eV has an error estimate of %.3f eV (> %.2f eV): "
+                "the potential is not flat where it is aligned (supercell too small?)",
+                defect_dir,
+                scheme,
+                result["total"],
+                result["error"],
+                ERROR_WARN_EV,
+            )
     result["dielectric"] = config["dielectric"]
+    result["dielectric_tensor"] = total_tensor(config["dielectric"]).tolist()
     Path(out_json).write_text(json.dumps(result, indent=1))
     return result
 
@@ -316,6 +329,8 @@ def _provenance(record: CalcRecord, path: str | Path) -> dict[str, Any]:
 
 
 def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> list[str]:
+    from .dielectric import describe as describe_dielectric
+
     settings = bulk.settings.get("settings", {})
     notes = [
         f"Engine: {bulk.engine} {bulk.engine_version}; level '{config['level']}' "
@@ -323,7 +338,7 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
         f"supercell k-mesh {bulk.settings.get('kpoint_mesh')}).",
         f"Bulk VBM {bulk.vbm:.4f} eV, band gap {gap:.3f} eV (PBE, no spin-orbit coupling).",
         f"Correction: {config['correction']} with dielectric constant "
-        f"{config['dielectric']['value']} ({config['dielectric']['source']}).",
+        f"{describe_dielectric(config['dielectric'])} ({config['dielectric']['source']}).",
         "Chemical potentials (eV, relative to the elemental phases): "
         + "; ".join(
             f"{name}: " + ", ".join(f"{el} {mu:+.3f}" for el, mu in limits.delta_mu(name).items())
