@@ -208,6 +208,7 @@ def transition_level_rows(
     nearest edge, depth from it, in gap, class, and the defect-state character of both
     charge states (empty where the eigenvalues were not analysed)."""
     from .tables import transition_level_table
+    from .thermo import format_charge
 
     states = states or {}
     rows = transition_level_table(levels)
@@ -216,7 +217,13 @@ def transition_level_rows(
     for row in rows:
         if row["level above VBM (eV)"] is None:
             row.update({NEAREST_EDGE: None, EDGE_DEPTH: None, IN_GAP: None, TRAP_CLASS: None})
-            row.update({STATES_Q: None, STATES_QP: None})
+            # no level: still say what each computed charge state's states are
+            found = sorted(
+                ((q, st.character) for (n, q), st in states.items() if n == row["defect"]),
+                reverse=True,
+            )
+            text = "; ".join(f"{format_charge(q)}: {c}" for q, c in found)
+            row.update({STATES_Q: text or None, STATES_QP: None})
             continue
         lev = next(it)
         cls = classify_level(lev.level, gap, shallow_threshold)
