@@ -142,8 +142,20 @@ def _first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _load_vasprun(path: Path):  # -> pymatgen Vasprun (imported lazily: pymatgen is slow)
-    from pymatgen.io.vasp import Vasprun
+def _load_vasprun(path: Path, fast: bool = True):  # -> FastVasprun or pymatgen Vasprun
+    """The fast reader (:mod:`.vasprun_fast`) where it applies, else pymatgen's Vasprun."""
+    if fast:
+        from .vasprun_fast import FastParseError, FastVasprun
+
+        try:
+            return FastVasprun(path)
+        except (FastParseError, KeyError, IndexError, AttributeError, ValueError):
+            pass  # unusual file: pymatgen handles it
+        except (OSError, EOFError, zlib.error) as err:
+            raise EngineError(
+                f"{path}: cannot read vasprun ({err}); truncated or corrupt?"
+            ) from err
+    from pymatgen.io.vasp import Vasprun  # imported lazily: ~1.4 s
 
     try:
         return Vasprun(str(path), parse_potcar_file=False, parse_dos=False, parse_eigen=True)
