@@ -388,9 +388,8 @@ def tables(
     write_markdown(tl_rows, out_dir / "transition_levels.md", "Charge-transition levels", notes)
 
     conc = config["concentrations"]
-    bands, carrier_note = band_model(
-        conc, bulk_dir, volume, (float(bulk.vbm), float(bulk.cbm)), (edges.vbm, edges.cbm)
-    )
+    bulk_edges = (float(bulk.vbm), float(bulk.cbm))  # type: ignore[arg-type]  # checked above
+    bands, carrier_note = band_model(conc, bulk_dir, volume, bulk_edges, (edges.vbm, edges.cbm))
     results = solve_limits(conc, entries, sites, limits.limit_names, bands)
     conc_notes = [
         carrier_note + ".",

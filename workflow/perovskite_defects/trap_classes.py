@@ -218,11 +218,11 @@ def transition_level_rows(
         if row["level above VBM (eV)"] is None:
             row.update({NEAREST_EDGE: None, EDGE_DEPTH: None, IN_GAP: None, TRAP_CLASS: None})
             # no level: still say what each computed charge state's states are
-            found = sorted(
+            chars = sorted(
                 ((q, st.character) for (n, q), st in states.items() if n == row["defect"]),
                 reverse=True,
             )
-            text = "; ".join(f"{format_charge(q)}: {c}" for q, c in found)
+            text = "; ".join(f"{format_charge(q)}: {c}" for q, c in chars)
             row.update({STATES_Q: text or None, STATES_QP: None})
             continue
         lev = next(it)

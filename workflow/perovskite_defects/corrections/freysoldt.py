@@ -194,7 +194,7 @@ def _run_native(
     """
     from types import SimpleNamespace
 
-    tensor = np.eye(3) * eps if np.isscalar(eps) else np.asarray(eps, dtype=float)
+    tensor = np.eye(3) * float(eps) if isinstance(eps, float) else np.asarray(eps, dtype=float)
     avg_eps = _spherical_eps(tensor)
     q = float(charge)
     cell = np.asarray(lattice, dtype=float) * _ANG_TO_BOHR

@@ -82,6 +82,11 @@ def _cut(data: bytes, tag: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _energies(elem: ET.Element | None) -> dict[str, Any]:
+    """name -> value of the <i> entries of an <energy> block."""
+    return {str(e.get("name")): _float(e.text or "") for e in (elem if elem is not None else [])}
+
+
 def _varray(elem: ET.Element | None) -> np.ndarray:
     if elem is None:
         raise FastParseError("missing array")
@@ -120,9 +125,14 @@ class FastVasprun:
         if info is None:
             raise FastParseError("no <atominfo>")
         arrays = {a.get("name"): a for a in info.findall("array")}
-        rows = [[c.text.strip() for c in rc.findall("c")] for rc in arrays["atoms"].iter("rc")]
+        rows = [
+            [(c.text or "").strip() for c in rc.findall("c")] for rc in arrays["atoms"].iter("rc")
+        ]
         self.atomic_symbols = [row[0] for row in rows]
-        types = [[c.text.strip() for c in rc.findall("c")] for rc in arrays["atomtypes"].iter("rc")]
+        types = [
+            [(c.text or "").strip() for c in rc.findall("c")]
+            for rc in arrays["atomtypes"].iter("rc")
+        ]
         self.potcar_symbols = [row[4] for row in types]
 
     def _kpoints(self, root: ET.Element) -> None:
@@ -148,10 +158,8 @@ class FastVasprun:
         eigen = None
         structure = None
         for calc in root.findall("calculation"):
-            energy = {e.get("name"): _float(e.text or "") for e in calc.find("energy") or []}
-            steps = []
-            for sc in calc.findall("scstep"):
-                steps.append({e.get("name"): _float(e.text or "") for e in sc.find("energy") or []})
+            energy = _energies(calc.find("energy"))
+            steps = [_energies(sc.find("energy")) for sc in calc.findall("scstep")]
             self.ionic_steps.append(energy | {"electronic_steps": steps})
             if calc.find("eigenvalues") is not None:
                 eigen = calc.find("eigenvalues")
