@@ -281,7 +281,6 @@ def defect_states(
             read_eigenvalues(bulk_dir),
             read_eigenvalues(defect_dir),
             shift,
-            edge_window=settings["edge_window"],
             tolerance=settings["shallow_threshold"],
         )
         result.update(states.to_dict())

@@ -11,13 +11,14 @@ Defect states (pydefect's band-edge-state analysis is the model; this is a small
 from eigenvalues and occupations only, since CP2K gives no orbital projections here). The
 defect cell's eigenvalues are aligned to the bulk by the shift of the electrostatic
 potential far from the defect (mean over the atoms outside the sphere inscribed in the
-cell), then compared with the bulk band edges at the same k-points:
+cell), then compared with the bulk band edges (over all bulk k-points, so a mesh that
+misses the edge point of the defect cell cannot fake an in-gap state):
 
 - ``localized``: a state inside the bulk gap, more than ``tolerance`` from both edges. A
   host band state cannot sit there in a dilute supercell, so it is a defect (trap) state.
-- ``donor PHS``: no such state, but electrons in states at or above the bulk CBM (within
-  ``edge_window``): the defect gave its electrons to a delocalised, perturbed conduction
-  band: a perturbed-host state (shallow donor), as pydefect calls it.
+- ``donor PHS``: no such state, but electrons in states at or above the bulk CBM: the
+  defect gave its electrons to a delocalised, perturbed conduction band: a perturbed-host
+  state (shallow donor), as pydefect calls it.
 - ``acceptor PHS``: holes in states at or below the bulk VBM: a shallow acceptor.
 - ``no in-gap state``: the defect cell's edges are the host's.
 
@@ -139,24 +140,10 @@ def far_potential_shift(
     return float(np.mean(diff))
 
 
-def _matching_kpoints(bulk: Eigenvalues, defect: Eigenvalues) -> np.ndarray:
-    """Bulk k-point indices with the coordinates of the defect's (else all weighted ones)."""
-    weighted = np.flatnonzero(bulk.weights > 0.0)
-    if bulk.kpoints is None or defect.kpoints is None:
-        return weighted
-    found = [
-        i
-        for i in range(len(bulk.weights))
-        if np.any(np.all(np.abs(defect.kpoints - bulk.kpoints[i]) < 1e-5, axis=1))
-    ]
-    return np.asarray(found) if found else weighted
-
-
 def defect_state_character(
     bulk: Eigenvalues,
     defect: Eigenvalues,
     potential_shift: float,
-    edge_window: float = 0.3,
     tolerance: float = 0.1,
 ) -> DefectStates:
     """Classify the states of a defect cell near the gap (see the module docstring).
@@ -164,14 +151,14 @@ def defect_state_character(
     Args:
         bulk, defect: eigenvalues of the bulk and defect supercells (same cell, same mesh).
         potential_shift: far-field electron potential energy shift, defect - bulk (eV).
-        edge_window: how far beyond each bulk edge to look for occupied/empty band states.
         tolerance: margin (eV) inside the bulk gap before a state counts as in-gap: a
             band state perturbed by the defect's potential in a small cell moves by up to
             ~0.1 eV (the workflow passes ``trap_levels.shallow_threshold``).
     """
-    ks = _matching_kpoints(bulk, defect)
-    b_e, b_occ = bulk.energies[:, ks, :], bulk.occupied[:, ks, :]
-    vbm, cbm = float(b_e[b_occ].max()), float(b_e[~b_occ].min())
+    # The bulk edges over ALL its k-points (zero-weight ones too): a host band state of the
+    # defect cell can never lie inside that gap, at whatever k-points the defect cell has.
+    vbm = float(bulk.energies[bulk.occupied].max())
+    cbm = float(bulk.energies[~bulk.occupied].min())
     e = defect.energies - potential_shift
     fill = defect.occupations / defect.spin_degeneracy  # 0..1 per state
     in_gap = (e > vbm + tolerance) & (e < cbm - tolerance)
@@ -179,9 +166,9 @@ def defect_state_character(
     states = sorted((round(float(x), 4), round(float(f), 4)) for x, f in pairs)
     if in_gap.any():
         character = LOCALIZED
-    elif np.any((e >= cbm - tolerance) & (e <= cbm + edge_window) & (fill > 0.1)):
+    elif np.any((e >= cbm - tolerance) & (fill > 0.1)):  # electrons in the conduction band
         character = DONOR_PHS
-    elif np.any((e <= vbm + tolerance) & (e >= vbm - edge_window) & (fill < 0.9)):
+    elif np.any((e <= vbm + tolerance) & (fill < 0.9)):  # holes in the valence band
         character = ACCEPTOR_PHS
     else:
         character = NO_STATE
