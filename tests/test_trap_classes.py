@@ -107,8 +107,10 @@ def test_cp2k_eigenvalues_of_real_runs(tmp_path: Path) -> None:
     w_vbm, w_cbm = bulk.weighted_edges()
     assert w_vbm < record.vbm - 0.5 and w_cbm > record.cbm + 0.5  # the shifted mesh misses R
 
+    assert bulk.complete
     defect = read_cp2k_eigenvalues(_unpack("cspbi3_na_i_q0", tmp_path))
     assert defect.energies.shape[0] == 2 and defect.spin_degeneracy == 1.0
+    assert not defect.complete  # 2 of its 4 k-points printed (first k-point group)
     # printed k-points (first k-point group) renormalised; the electron count is the run's
     # (272 + 9 for the semicore Na potential)
     np.testing.assert_allclose(defect.weights.sum(), 1.0)
@@ -119,6 +121,16 @@ def test_cp2k_eigenvalues_of_real_runs(tmp_path: Path) -> None:
     # potential shift here; the workflow measures it from the Hartree cubes)
     states = defect_state_character(bulk, defect, potential_shift=0.2117)
     assert states.character == DONOR_PHS
+
+
+def test_bulk_with_missing_kpoints_is_flagged(tmp_path: Path) -> None:
+    # main's parser data: the same bulk without PARALLEL_GROUP_SIZE 0 printed 1 of 2 points
+    if not (DATA / "cspbi3_bulk_missing_gamma").is_dir():
+        pytest.skip("parser data cspbi3_bulk_missing_gamma not in this checkout")
+    eig = read_cp2k_eigenvalues(_unpack("cspbi3_bulk_missing_gamma", tmp_path))
+    assert not eig.complete
+    full = read_cp2k_eigenvalues(_unpack("cspbi3_bulk_bands", tmp_path))
+    assert full.complete and full.weights.tolist() == [1.0, 0.0]
 
 
 def _eig(levels: list[list[float]], occ: list[list[float]]) -> Eigenvalues:

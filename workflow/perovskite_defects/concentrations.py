@@ -94,7 +94,7 @@ def band_model(
         eig = read_eigenvalues(bulk_dir)
         w_vbm, w_cbm = eig.weighted_edges()
         miss = max(abs(w_vbm - bulk_edges[0]), abs(w_cbm - bulk_edges[1]))
-        if miss <= EDGE_MATCH_EV:
+        if eig.complete and miss <= EDGE_MATCH_EV:
             energies = np.where(
                 eig.occupied, eig.energies + (edges[0] - w_vbm), eig.energies + (edges[1] - w_cbm)
             )
@@ -115,6 +115,8 @@ def band_model(
         reason = (
             f"the weighted k-points of the bulk miss the band edges by {miss:.3f} eV "
             f"(> {EDGE_MATCH_EV} eV)"
+            if eig.complete
+            else "the bulk output printed the eigenvalues of only some of its k-points"
         )
         if choice == "dos":
             raise ValueError(f"config key 'concentrations.carriers' is dos, but {reason}")

@@ -39,6 +39,7 @@ class Eigenvalues:
     weights: np.ndarray
     spin_degeneracy: float
     kpoints: np.ndarray | None = None  # (n_kpoints, 3) as the engine lists them, if known
+    complete: bool = True  # False when the output printed only some of the run's k-points
 
     @property
     def occupied(self) -> np.ndarray:
@@ -109,9 +110,13 @@ def read_cp2k_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     if not weights.sum() > 0.0:
         raise EngineError(f"{path}: the printed k-points all have zero weight")
     spin_degeneracy = 1.0 if spins != [""] else 2.0
-    # Parallel runs print only the k-points of the first k-point group: the weights are
-    # renormalised over those printed.
-    return Eigenvalues(data[..., 0], data[..., 1], weights / weights.sum(), spin_degeneracy, coords)
+    # Parallel runs without PARALLEL_GROUP_SIZE 0 print only the k-points of the first
+    # k-point group: the weights are renormalised over those printed, and ``complete`` says
+    # so (band edges and a DOS need every k-point; the defect-state check does not).
+    complete = not listed or len(listed) == len(kpoints)
+    return Eigenvalues(
+        data[..., 0], data[..., 1], weights / weights.sum(), spin_degeneracy, coords, complete
+    )
 
 
 def read_vasp_eigenvalues(run_dir: str | Path) -> Eigenvalues:

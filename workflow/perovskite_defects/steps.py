@@ -277,8 +277,11 @@ def defect_states(
             config["site_radius"],
         )
         settings = config["trap_levels"]
+        bulk_eig = read_eigenvalues(bulk_dir)
+        if not bulk_eig.complete:  # its edges could miss the gap's k-point
+            raise EngineError(f"{bulk_dir}: eigenvalues printed for only some k-points")
         states = defect_state_character(
-            read_eigenvalues(bulk_dir),
+            bulk_eig,
             read_eigenvalues(defect_dir),
             shift,
             tolerance=settings["shallow_threshold"],

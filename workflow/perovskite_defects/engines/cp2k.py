@@ -16,6 +16,7 @@ phases must share one basis.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from .base import CalcRecord, EngineError
+
+log = logging.getLogger(__name__)
 
 HARTREE_TO_EV = 27.211386245988
 BOHR_TO_ANGSTROM = 0.529177210903
@@ -46,7 +49,7 @@ VALENCE = {
 }  # fmt: skip
 
 LEVELS: dict[str, dict[str, Any]] = {
-    # Measured on 2 cores: a 40-atom cell SCF takes ~55 s (RKS, DZVP, 250 Ry, 2x2x2 + Gamma).
+    # Measured on 2 cores: a 40-atom cell SCF takes ~35-50 s (RKS, DZVP, 250 Ry, one k-point).
     "fast": {},
     # Production settings for clusters: DZVP basis, converged cutoff and k-mesh, spin
     # polarisation everywhere, defects relaxed within 6 Å.
@@ -56,6 +59,7 @@ LEVELS: dict[str, dict[str, Any]] = {
         "eps_scf": 1e-6,
         "kpoint_length": 30.0,
         "supercell_kpoints": "length",
+        "supercell_mixing": "broyden",
         "spin": "always",
         "max_force": 0.025,
         "geo_max_iter": 200,
@@ -89,16 +93,28 @@ class Cp2kSettings:
         max_scf: SCF steps before the run counts as not converged.
         smearing_kelvin: Fermi-Dirac electronic temperature.
         mixing_alpha: Broyden mixing parameter.
+        supercell_mixing: density mixing of bulk and defect supercells: "pulay" (ALPHA
+            0.2, 10 stored densities) or "broyden" (as for all other cells). Measured on
+            CsPbI3 (40 atoms, one k-point): Pulay halves the SCF steps of the
+            spin-polarised defects (Na_i 0: 17 instead of 36) and gives the same energy to
+            0.6 meV. It is not used for small cells and geometry optimisations, where CP2K's
+            Pulay step failed here (singular matrix for Cs, PbI2 and I2).
         added_mos: empty orbitals computed per spin (needed for the CBM).
         kpoint_length: k-mesh for periodic cells: n_i = max(1, ceil(length / a_i)) (Å).
-        supercell_kpoints: "length": the kpoint_length mesh (2x2x2 for a 12.8 Å cell at
-            24 Å), written as an explicit list plus the supercell's Gamma point at zero
-            weight, which adds its eigenvalues for the band edges without changing the
-            density (Gamma of a 2x2x2 perovskite supercell holds the R point, where the gap
-            is); "gamma": Gamma only. Measured on CsPbI3 (40 atoms): Gamma-only
-            E_defect - E_bulk is off by -0.42 eV (V_I+) and -1.80 eV (Na_Pb0) against the
-            2x2x2 mesh, whose bulk energy matches eight 4x4x4 unit cells to 2 meV, for a
-            similar cost (44-55 s against ~57 s per SCF on 2 cores).
+        supercell_kpoints: how supercells sample the Brillouin zone. "mean_value": one
+            point, (1/4, 1/4, 1/4) of the supercell's reciprocal vectors, Baldereschi's
+            mean-value point of a simple cubic cell. Measured on CsPbI3 (40 atoms, 250 Ry):
+            E_defect - E_bulk within 1.3 meV of the shifted 2x2x2 mesh for V_I (+1, -1),
+            Na_Cs 0, Na_Pb 0 and Na_i 0, and the bulk energy within 0.2 meV, at 0.65-0.8x
+            its cost. It is exact for the bulk only when the supercell is cubic; other
+            shapes should use "length". "length": the kpoint_length mesh (2x2x2 for a
+            12.8 Å cell at 24 Å), reduced by time reversal. "gamma": Gamma only. For
+            "mean_value" and "length" the bulk cell adds the supercell's Gamma point at zero
+            weight: it adds eigenvalues for the band edges without changing the density
+            (Gamma of a 2x2x2 perovskite supercell holds the R point, where the gap is).
+            Gamma-only is not safe: measured on CsPbI3, E_defect - E_bulk is off by
+            -0.42 eV (V_I+) and -1.80 eV (Na_Pb0) against the 2x2x2 mesh, whose bulk
+            energy matches eight 4x4x4 unit cells to 2 meV.
         spin: "auto" (spin-polarised only for odd electron counts) or "always".
         max_force: force threshold of geometry optimisations (eV/Å).
         geo_max_iter: optimisation steps before the run counts as not converged.
@@ -120,9 +136,10 @@ class Cp2kSettings:
     max_scf: int = 100
     smearing_kelvin: float = 300.0
     mixing_alpha: float = 0.3
+    supercell_mixing: str = "pulay"
     added_mos: int = 20
     kpoint_length: float = 24.0
-    supercell_kpoints: str = "length"
+    supercell_kpoints: str = "mean_value"
     spin: str = "auto"
     max_force: float = 0.05
     geo_max_iter: int = 60
@@ -145,12 +162,20 @@ class Cp2kSettings:
         settings = cls(**values)
         if settings.spin not in ("auto", "always"):
             raise ValueError(f"cp2k.settings.spin: {settings.spin!r} is not 'auto' or 'always'")
-        if settings.supercell_kpoints not in ("gamma", "length"):
+        if settings.supercell_mixing not in ("pulay", "broyden"):
+            raise ValueError(
+                f"cp2k.settings.supercell_mixing: {settings.supercell_mixing!r} "
+                "is not 'pulay' or 'broyden'"
+            )
+        if settings.supercell_kpoints not in SUPERCELL_KPOINT_MODES:
             raise ValueError(
                 f"cp2k.settings.supercell_kpoints: {settings.supercell_kpoints!r} "
-                "is not 'gamma' or 'length'"
+                f"is not one of {', '.join(SUPERCELL_KPOINT_MODES)}"
             )
         return settings
+
+
+SUPERCELL_KPOINT_MODES = ("length", "mean_value", "gamma")
 
 
 def monkhorst_pack_points(mesh: Sequence[int]) -> list[tuple[tuple[float, float, float], float]]:
@@ -248,7 +273,10 @@ def write_input(
         add("    UKS T")
         add(f"    MULTIPLICITY {multiplicity}")
     # A restart file from an earlier, interrupted attempt is picked up when present.
-    wfn = run_dir / f"{PROJECT}-RESTART.{'kp' if mesh != (1, 1, 1) else 'wfn'}"
+    uses_kpoints = mesh != (1, 1, 1) or (
+        is_supercell and settings.supercell_kpoints == "mean_value"
+    )
+    wfn = run_dir / f"{PROJECT}-RESTART.{'kp' if uses_kpoints else 'wfn'}"
     if wfn.exists():
         add(f"    WFN_RESTART_FILE_NAME {wfn.name}")
     add("    &MGRID")
@@ -258,9 +286,16 @@ def write_input(
     add("    &QS")
     add("      EPS_DEFAULT 1.0E-10")
     add("    &END QS")
-    if mesh != (1, 1, 1) and is_supercell:
-        # Explicit list: the mesh, plus Gamma at zero weight for the band edges.
+    if is_supercell and settings.supercell_kpoints == "mean_value":
+        # One point, (1/4, 1/4, 1/4): Baldereschi's mean-value point of a simple cubic cell.
+        mesh = (1, 1, 1)
+        points = [((0.25, 0.25, 0.25), 1.0)]
+    elif mesh != (1, 1, 1) and is_supercell:
         points = monkhorst_pack_points(mesh)
+    else:
+        points = []
+    if points:
+        # Explicit list: the mesh, plus Gamma at zero weight for the band edges.
         if band_edges and not any(k == (0.0, 0.0, 0.0) for k, _ in points):
             points.append(((0.0, 0.0, 0.0), 0.0))
         add("    &KPOINTS")
@@ -268,6 +303,12 @@ def write_input(
         add("      UNITS B_VECTOR")
         add("      SYMMETRY F")
         add("      FULL_GRID F")
+        if band_edges:
+            # CP2K prints the eigenvalues of the k-points of the first k-point group only;
+            # one group holding all ranks makes it print every point (measured: with the
+            # default, 2 ranks and 2 points, Gamma was missing and the gap came out 2.8 eV
+            # instead of 1.4 eV).
+            add("      PARALLEL_GROUP_SIZE 0")
         for (ka, kb, kc), weight in points:
             add(f"      KPOINT {ka:.10f} {kb:.10f} {kc:.10f} {weight:.1f}")
         add("    &END KPOINTS")
@@ -289,9 +330,14 @@ def write_input(
     add("        ALGORITHM STANDARD")
     add("      &END DIAGONALIZATION")
     add("      &MIXING")
-    add("        METHOD BROYDEN_MIXING")
-    add(f"        ALPHA {settings.mixing_alpha:g}")
-    add("        NBROYDEN 8")
+    if is_supercell and calc_kind == "static" and settings.supercell_mixing == "pulay":
+        add("        METHOD PULAY_MIXING")
+        add("        ALPHA 0.2")
+        add("        NPULAY 10")
+    else:
+        add("        METHOD BROYDEN_MIXING")
+        add(f"        ALPHA {settings.mixing_alpha:g}")
+        add("        NBROYDEN 8")
     add("      &END MIXING")
     add("      &PRINT")
     add("        &RESTART")
@@ -465,6 +511,8 @@ def _tail(path: Path, n: int = 15) -> str:
 _ENERGY_RE = re.compile(r"ENERGY\| Total FORCE_EVAL \( QS \) energy \[a\.u\.\]:\s+(-?\d+\.\d+)")
 _VERSION_RE = re.compile(r"CP2K\| version string:\s+(.+)")
 _MO_HEADER_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS(.*)")
+_MO_KPOINT_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS.*K POINT\s+(\d+)")
+_KPOINT_LIST_RE = re.compile(r"BRILLOUIN\| List of Kpoints \[2 Pi/Bohr\]\s+(\d+)")
 _MO_LINE_RE = re.compile(r"MO\|\s+\d+\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s+(\d+\.\d+)")
 
 
@@ -538,6 +586,12 @@ def _input_charge(run_dir: Path) -> int:
     return 0
 
 
+def _kpoint_count(text: str) -> int:
+    """Number of k-points CP2K used (1 for Gamma-only runs, which print no list)."""
+    match = _KPOINT_LIST_RE.search(text)
+    return int(match.group(1)) if match else 1
+
+
 def _band_edges(text: str) -> tuple[float | None, float | None]:
     """VBM and CBM (eV) from the last set of MO eigenvalue blocks.
 
@@ -548,6 +602,7 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
     headers = [i for i, line in enumerate(lines) if _MO_HEADER_RE.search(line)]
     if not headers:
         return None, None
+    n_kpoints = _kpoint_count(text)
     # The final print is the last consecutive run of blocks (one per spin and k-point).
     last_group_start = headers[-1]
     for i in reversed(headers[:-1]):
@@ -563,6 +618,17 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
             eig.append(float(match.group(2)))
             occ.append(float(match.group(3)))
     if not eig:
+        return None, None
+    printed = {
+        int(m.group(1)) for line in lines[last_group_start:] if (m := _MO_KPOINT_RE.search(line))
+    }
+    if n_kpoints > 1 and len(printed) < n_kpoints:
+        # Band edges from a subset of the k-points would be silently wrong.
+        log.warning(
+            "eigenvalues printed for %d of %d k-points: no band edges taken from this run",
+            len(printed),
+            n_kpoints,
+        )
         return None, None
     e, o = np.array(eig), np.array(occ)
     full = 2.0 if o.max() > 1.0 + 1e-6 else 1.0
