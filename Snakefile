@@ -16,9 +16,11 @@ include: "workflow/rules/phases.smk"
 include: "workflow/rules/defects.smk"
 include: "workflow/rules/calculations.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     default_target: True
     input:
         TABLES,
+        PLOTS,

@@ -149,6 +149,13 @@ def _element_set(formula: str) -> set[str]:
 def _check_semantics(config: dict[str, Any]) -> None:
     from pymatgen.core.periodic_table import Element
 
+    from .dielectric import DielectricError, total_tensor
+
+    try:
+        total_tensor(config["dielectric"])
+    except DielectricError as err:
+        raise ConfigError(str(err)) from None
+
     host_elements = set(host_species(config).values())
     names = [d["name"] for d in config["defects"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -173,6 +173,8 @@ def _md_cell(column: str, value: Any) -> str:
         return str(value)
     if column == CHARGE and isinstance(value, int):
         return f"{value:+d}" if value else "0"
+    if isinstance(value, float) and "cm^-3" in column:
+        return f"{value:.3e}"  # concentrations span many decades
     if isinstance(value, float):
         text = f"{value:.3f}"
         return "0.000" if text == "-0.000" else text  # no "-0.000" from rounding
