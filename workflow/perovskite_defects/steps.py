@@ -132,24 +132,30 @@ def prepare_defect(
 # --------------------------------------------------------------------------- running
 
 
-def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int) -> CalcRecord:
-    """Run the engine in ``calc_dir`` and write record.json only for a converged result."""
+def run_calculation(
+    config: Mapping[str, Any],
+    calc_dir: str | Path,
+    nprocs: int,
+    mpi_launcher: str | None = None,
+) -> CalcRecord:
+    """Run the engine in ``calc_dir`` and write record.json only for a converged result.
+
+    Killed runs resume and unconverged SCFs climb the retry ladder (``recovery``); every
+    failure is listed in ``results/<study>/failures.csv``. ``mpi_launcher`` (the rule's
+    ``mpi`` resource: srun on SLURM) overrides ``cp2k.mpi_launcher``.
+    """
+    from . import recovery
+
     calc_dir = Path(calc_dir)
     options = config["cp2k"]
-    record = cp2k.run(
-        calc_dir,
-        nprocs=max(1, nprocs),
-        executable=options["executable"],
-        mpi_launcher=options["mpi_launcher"],
-    )
-    record.require_converged()
-    if not math.isfinite(record.energy):
-        raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")
-    record.to_json(calc_dir / RECORD)
-    log.info(
-        "%s: E = %.6f eV (%s %s)", calc_dir, record.energy, record.engine, record.engine_version
-    )
-    return record
+    launcher = options["mpi_launcher"] if mpi_launcher is None else mpi_launcher
+
+    def run_once() -> CalcRecord:
+        return cp2k.run(
+            calc_dir, nprocs=max(1, nprocs), executable=options["executable"], mpi_launcher=launcher
+        )
+
+    return recovery.finish(config, calc_dir, run_once, RECORD)
 
 
 # --------------------------------------------------------------------------- analysis
