@@ -102,6 +102,19 @@ MpiDefault=pmix
 NodeName=$NODE NodeAddr=127.0.0.1 $NODE_FACTS State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
+# The executor plugin removes SLURM_* variables (SLURM_CONF too) before its nested srun
+# calls, so the configuration must sit where every SLURM command looks by default. Link
+# it there, unless a configuration of a real cluster is already in place.
+SYSTEM_CONF=/etc/slurm/slurm.conf
+if [ -L "$SYSTEM_CONF" ] && [ "$(readlink "$SYSTEM_CONF")" = "$CONF" ]; then
+    :
+elif [ -e "$SYSTEM_CONF" ] || [ -L "$SYSTEM_CONF" ]; then
+    die "$SYSTEM_CONF exists and is not ours; refusing to replace a real cluster's configuration"
+else
+    mkdir -p /etc/slurm
+    ln -s "$CONF" "$SYSTEM_CONF"
+    echo "$SYSTEM_CONF" >"$STATE_DIR/linked-conf"  # for the stop script
+fi
 export SLURM_CONF="$CONF"
 
 # ---------------------------------------------------------------- daemons

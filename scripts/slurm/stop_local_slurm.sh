@@ -35,3 +35,14 @@ stop() {
 stop slurmd "$STATE_DIR/slurmd.pid"
 stop slurmctld "$STATE_DIR/slurmctld.pid"
 stop munged "$STATE_DIR/munge/munged.pid"
+
+# The /etc/slurm/slurm.conf link, only if it is the one the start script made.
+if [ -s "$STATE_DIR/linked-conf" ]; then
+    link=$(cat "$STATE_DIR/linked-conf")
+    if [ -L "$link" ] && [ "$(readlink "$link")" = "$STATE_DIR/slurm.conf" ]; then
+        rm -f "$link"
+        echo "stop_local_slurm: removed link $link"
+    fi
+    rm -f "$STATE_DIR/linked-conf"
+fi
+

@@ -92,7 +92,7 @@ MAX_RUNG = len(LADDER) - 1
 MAX_SMEARING_K = 1000.0
 
 
-class PermanentFailure(EngineError):
+class PermanentFailureError(EngineError):
     """The calculation ran to its end but never converged, even on the last allowed rung."""
 
     def __init__(self, message: str, record: CalcRecord | None = None) -> None:
@@ -122,9 +122,10 @@ def _load_state(calc_dir: Path) -> dict[str, Any]:
             state = {}
         # cp2k.inp is either what the inputs rule wrote (pristine) or what an earlier
         # attempt generated from it; anything else means new inputs: start afresh.
-        if current in (state.get("pristine_sha"), state.get("generated_sha")) and (
-            rdir / PRISTINE_INPUT
-        ).is_file():
+        if (
+            current in (state.get("pristine_sha"), state.get("generated_sha"))
+            and (rdir / PRISTINE_INPUT).is_file()
+        ):
             return state
         log.info("%s: input changed since the saved restart state; starting afresh", calc_dir)
     _reset(calc_dir)
@@ -237,8 +238,9 @@ def attempt_input(pristine: str, rung: int, saved: dict[str, str], relaxation: b
         # WFN_RESTART_FILE_NAME belongs to &DFT; put it right after the CHARGE keyword.
         text = re.sub(
             r"^(\s*)(CHARGE\s+-?\d+)\s*$",
-            lambda m: f"{m.group(1)}{m.group(2)}\n{m.group(1)}WFN_RESTART_FILE_NAME "
-            f"{RESTART_DIR}/{wfn}",
+            lambda m: (
+                f"{m.group(1)}{m.group(2)}\n{m.group(1)}WFN_RESTART_FILE_NAME {RESTART_DIR}/{wfn}"
+            ),
             text,
             count=1,
             flags=re.M,
@@ -277,7 +279,7 @@ def run_with_recovery(
         max_rung: highest ladder rung to try (0 = no retries).
 
     Returns the converged record, with ``extra["recovery"]`` describing the rung used and
-    whether state was resumed. Raises :class:`PermanentFailure` when the last allowed rung
+    whether state was resumed. Raises :class:`PermanentFailureError` when the last allowed rung
     also ends unconverged, and EngineError (after saving restart state) when a run fails.
     """
     calc_dir = Path(calc_dir)
@@ -291,7 +293,7 @@ def run_with_recovery(
         rung = int(state.get("rung", 0))
         if rung > max_rung:
             results = [a["result"] for a in state["attempts"]] or ["?"]
-            raise PermanentFailure(
+            raise PermanentFailureError(
                 f"{results[-1]} on ladder rungs 0-{max_rung} ({len(results)} attempts)",
                 last,
             )
@@ -449,14 +451,18 @@ def finish(
     import math
 
     study_dir = study_dir_of(calc_dir)
-    calc = str(calc_dir.relative_to(study_dir)) if calc_dir.is_relative_to(study_dir) else str(calc_dir)
+    calc = (
+        str(calc_dir.relative_to(study_dir))
+        if calc_dir.is_relative_to(study_dir)
+        else str(calc_dir)
+    )
     record_path = calc_dir / record_name
     try:
         record = run_with_recovery(calc_dir, run_once, max_rung=config.get("scf_retries", MAX_RUNG))
         record.require_converged()
         if not math.isfinite(record.energy):
             raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")
-    except PermanentFailure as err:
+    except PermanentFailureError as err:
         record_failure(study_dir, calc, str(err), current_rung(calc_dir) - 1)
         if not is_defect_calc(calc_dir) or err.record is None:
             raise
@@ -472,5 +478,7 @@ def finish(
         raise
     record.to_json(record_path)
     clear_failure(study_dir, calc)
-    log.info("%s: E = %.6f eV (%s %s)", calc_dir, record.energy, record.engine, record.engine_version)
+    log.info(
+        "%s: E = %.6f eV (%s %s)", calc_dir, record.energy, record.engine, record.engine_version
+    )
     return record

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -208,7 +207,10 @@ def correction(
     cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
     scheme = config["correction"]
     result: dict[str, Any] = {"scheme": scheme, "charge": defect.charge}
-    if scheme == "none" or defect.charge == 0:
+    if defect.extra.get("failure"):
+        # A defect that failed for good has no correction; the tables mark its row.
+        result.update(total=None, failure=defect.extra["failure"])
+    elif scheme == "none" or defect.charge == 0:
         result.update(total=0.0, reason="neutral defect" if defect.charge == 0 else "disabled")
     else:
         bulk = CalcRecord.from_json(bulk_dir / RECORD)
@@ -273,6 +275,14 @@ def tables(
         cell = DefectCell.from_json(directory / DEFECT_CELL)
         record = CalcRecord.from_json(directory / RECORD)
         corr = json.loads((directory / "correction.json").read_text())
+        if record.extra.get("failure"):
+            # Failed for good (see recovery.py): kept as a row, never as a number.
+            reason = f"failed: {record.extra['failure']}"
+            entries.append(
+                DefectChargeEntry.missing(cell.name, record.charge, limits.limit_names, reason)
+            )
+            provenance.append(_provenance(record, directory / RECORD) | {"failure": reason})
+            continue
         entry = DefectChargeEntry.from_records(
             cell.name,
             record,
@@ -289,6 +299,11 @@ def tables(
     levels: dict[str, list[Any] | None] = {}
     for limit in limits.limit_names:
         for name in names:
+            if any(e.name == name and e.is_missing for e in entries):
+                # A failed charge state could hold a level: report none rather than a
+                # level between the states that happen to be left.
+                levels[name] = None
+                continue
             lines = charge_lines(entries, name, limit)
             levels.setdefault(name, transition_levels(lines, gap) if len(lines) else None)
     fe_rows = formation_energy_table(entries, limits.limit_names)

@@ -18,6 +18,10 @@ except (pd_config.ConfigError, ValueError) as err:
 STUDY = CONFIG["study"]
 HOST = pd_config.host_name(CONFIG)
 RESULTS = f"results/{STUDY}"
+try:
+    pd_config.check_writable(RESULTS)
+except pd_config.ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}")
 DEFECT_SPECS = pd_config.defect_specs(CONFIG)
 DEFECT_DIRS = [
     f"{RESULTS}/{HOST}/defects/{spec.name}_q{charge}"
