@@ -31,9 +31,12 @@ def local_slurm(tmp_path_factory: pytest.TempPathFactory):
     proc = subprocess.run(
         ["bash", str(START), str(state)], capture_output=True, text=True, timeout=900
     )
-    if proc.returncode != 0 and "is not ours" in proc.stderr:
-        pytest.skip(proc.stderr.strip())
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        # stop whatever did start, then report
+        subprocess.run(["bash", str(STOP), str(state)], timeout=120)
+        if "is not ours" in proc.stderr:
+            pytest.skip(proc.stderr.strip())
+        pytest.fail(f"local SLURM did not start: {proc.stdout + proc.stderr}")
     try:
         yield state
     finally:

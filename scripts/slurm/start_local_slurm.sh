@@ -57,12 +57,15 @@ install -d -o munge -g munge -m 0755 /run/munge /var/lib/munge /var/log/munge
 if munge -n >/dev/null 2>&1; then
     echo "start_local_slurm: munged already running; using it (not started here, not stopped later)"
 else
-    # munged runs as the munge user, so its pid and log files live in a folder it owns.
-    install -d -o munge -g munge -m 0755 "$STATE_DIR/munge"
-    runuser -u munge -- /usr/sbin/munged --pid-file="$STATE_DIR/munge/munged.pid" \
-        --log-file="$STATE_DIR/munge/munged.log"
+    # munged runs as the munge user, so its pid and log files live in a folder it owns,
+    # outside STATE_DIR (which may sit in a folder only root can enter, e.g. pytest's).
+    MUNGE_DIR=$(mktemp -d /tmp/perovskite-munge.XXXXXX)
+    chown munge:munge "$MUNGE_DIR"
+    echo "$MUNGE_DIR" >"$STATE_DIR/munge-dir"  # for the stop script
+    runuser -u munge -- /usr/sbin/munged --pid-file="$MUNGE_DIR/munged.pid" \
+        --log-file="$MUNGE_DIR/munged.log"
     for _ in $(seq 20); do munge -n >/dev/null 2>&1 && break; sleep 0.5; done
-    munge -n >/dev/null 2>&1 || die "munged did not start (see $STATE_DIR/munge/munged.log)"
+    munge -n >/dev/null 2>&1 || die "munged did not start (see $MUNGE_DIR/munged.log)"
 fi
 
 # ---------------------------------------------------------------- slurm.conf

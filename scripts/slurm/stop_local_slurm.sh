@@ -34,7 +34,13 @@ stop() {
 # Reverse order of start: compute daemon, controller, then authentication.
 stop slurmd "$STATE_DIR/slurmd.pid"
 stop slurmctld "$STATE_DIR/slurmctld.pid"
-stop munged "$STATE_DIR/munge/munged.pid"
+if [ -s "$STATE_DIR/munge-dir" ]; then
+    MUNGE_DIR=$(cat "$STATE_DIR/munge-dir")
+    stop munged "$MUNGE_DIR/munged.pid"
+    rm -rf "$MUNGE_DIR" "$STATE_DIR/munge-dir"
+else
+    echo "stop_local_slurm: munged: not started by start_local_slurm.sh"
+fi
 
 # The /etc/slurm/slurm.conf link, only if it is the one the start script made.
 if [ -s "$STATE_DIR/linked-conf" ]; then

@@ -55,6 +55,7 @@ FAILURES_CSV = "failures.csv"
 FAILURE_COLUMNS = ("calc", "rung", "reason", "time")
 
 INPUT_NAME = "cp2k.inp"
+OUTPUT_NAME = "cp2k.out"
 GEOMETRY_RESTART = "cp2k-1.restart"
 WFN_RESTARTS = ("cp2k-RESTART.kp", "cp2k-RESTART.wfn")
 
@@ -298,6 +299,12 @@ def run_with_recovery(
                 last,
             )
         saved = _snapshot(calc_dir)
+        # CP2K appends to an existing output file: keep each attempt's output apart, so the
+        # parser sees only this attempt (and an earlier "SCF run NOT converged" or a killed
+        # run's truncated text cannot leak into it).
+        old_out = calc_dir / OUTPUT_NAME
+        if old_out.is_file():
+            old_out.replace(calc_dir / RESTART_DIR / f"attempt-{len(state['attempts'])}.out")
         text = attempt_input(pristine, rung, saved, relaxation)
         inp = calc_dir / INPUT_NAME
         inp.write_text(text)
