@@ -29,6 +29,7 @@ outlives the engine) does not fit Snakemake jobs that SLURM may kill outright.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import fcntl
@@ -38,8 +39,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,7 +324,8 @@ def run_with_recovery(
         if saved:
             log.info("%s: resuming from saved %s (rung %d)", calc_dir, ", ".join(saved), rung)
         try:
-            record = run_once()
+            with _terminate_as_error():
+                record = run_once()
         except EngineError as err:
             attempt["result"] = f"failed: {one_line(err)}"
             state["owner"] = None
@@ -357,6 +361,32 @@ def run_with_recovery(
                 rung,
                 LADDER[rung + 1].note,
             )
+
+
+class TerminatedError(EngineError):
+    """SIGTERM arrived (Snakemake cancelling the job, scancel, a walltime warning)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_error() -> Iterator[None]:
+    """Turn SIGTERM into an exception while the engine runs.
+
+    subprocess.run kills its child when an exception interrupts it, so a cancelled job
+    takes its CP2K (or mpirun) with it instead of leaving it writing into the folder that
+    the next attempt will use; the restart state is saved on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 (signal handler signature)
+        raise TerminatedError(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _now() -> str:
