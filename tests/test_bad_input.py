@@ -196,20 +196,19 @@ def _calc_dir(tmp: Path) -> Path:
     return calc
 
 
-def _truncate(calc: Path) -> None:
-    text = (calc / "cp2k.out").read_text()
-    (calc / "cp2k.out").write_text(text[: len(text) // 2])
+def _truncate(calc: Path, good: str) -> None:
+    (calc / "cp2k.out").write_text(good[: len(good) // 2])
 
 
-def _empty(calc: Path) -> None:
+def _empty(calc: Path, good: str) -> None:
     (calc / "cp2k.out").write_text("")
 
 
-def _missing(calc: Path) -> None:
-    (calc / "cp2k.out").unlink()
+def _missing(calc: Path, good: str) -> None:
+    pass  # the engine wrote nothing
 
 
-def _vasp_output(calc: Path) -> None:
+def _vasp_output(calc: Path, good: str) -> None:
     # The head of a real VASP OUTCAR: an output file from the wrong engine.
     (calc / "cp2k.out").write_text(
         " vasp.6.3.0 18Jan22 (build Feb 02 2022) complex\n"
@@ -279,10 +278,15 @@ def test_bad_engine_output_leaves_no_result(
     """The rule's own code path (recovery.finish): error, no record.json, a failures.csv row."""
     calc = _calc_dir(tmp_path)
     cp2k.parse(calc).require_converged()  # the undamaged real output is a valid result
-    damage(calc)
+    good = (calc / "cp2k.out").read_text()
+
+    def engine_writes_damaged_output():  # stands in for the engine run: real files, damaged
+        damage(calc, good)
+        return cp2k.parse(calc)
+
     config = cfg.validate({})
     with pytest.raises(EngineError) as err:
-        recovery.finish(config, calc, lambda: cp2k.parse(calc), "record.json")
+        recovery.finish(config, calc, engine_writes_damaged_output, "record.json")
     assert expected in _one_line(err.value)
     assert not (calc / "record.json").exists()
     failures = recovery.read_failures(tmp_path / "results" / "study")
