@@ -178,6 +178,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"config key '{key}': {spec.name!r} puts a species on its own site"
                 )
             needed.add(spec.species)
+        _check_charges(config, spec, i)
+    _check_engine_settings(config)
     phases = config["competing_phases"]
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
@@ -186,6 +188,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key 'competing_phases.{i}': no structure file structures/phases/"
                 f"{phase}.cif (available: {available})"
             )
+        _check_phase_file(phase, i)
     covered = set().union(*(_element_set(p) for p in phases)) if phases else set()
     elemental = {p for p in phases if len(_element_set(p)) == 1}
     missing_refs = sorted(
@@ -196,3 +199,124 @@ def _check_semantics(config: dict[str, Any]) -> None:
             f"config key 'competing_phases': no elemental reference phase for {missing_refs} "
             f"(needed for chemical potentials; covered elements: {sorted(covered)})"
         )
+
+
+# Formal oxidation states of the host sublattices (A+ B2+ X-); dopants use pymatgen's
+# common oxidation states.
+_HOST_OXIDATION = {"A": 1, "B": 2, "X": -1}
+CHARGE_WINDOW = 2
+
+
+def nominal_charges(config: Mapping[str, Any], spec: DefectSpec) -> set[int]:
+    """Charges the ionic picture gives a defect (V_I: +1, Na_Pb: -1, Na_i: +1, ...).
+
+    Vacancy of an ion with oxidation state o: -o; substitution D on S: o(D) - o(S);
+    interstitial D: o(D); every common oxidation state of a dopant counts.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    host = host_species(config)
+    by_element = {el: {_HOST_OXIDATION[site]} for site, el in host.items()}
+
+    def states(el: str | None) -> set[int]:
+        if el is None:
+            return {0}
+        if el in by_element:
+            return by_element[el]
+        return set(Element(el).common_oxidation_states) or {0}
+
+    added, removed = states(spec.species), states(spec.site)
+    return {a - r for a in added for r in removed}
+
+
+def _check_charges(config: Mapping[str, Any], spec: DefectSpec, index: int) -> None:
+    """Reject charge states far from anything the ionic picture allows.
+
+    A charge more than CHARGE_WINDOW away from every nominal charge (e.g. V_I in -3: an
+    iodide vacancy that binds four extra electrons) has no bound state in a halide
+    perovskite; computing it would only produce a delocalised, meaningless number.
+    """
+    nominal = nominal_charges(config, spec)
+    for j, q in enumerate(spec.charges):
+        if min(abs(q - n) for n in nominal) > CHARGE_WINDOW:
+            raise ConfigError(
+                f"config key 'defects.{index}.charges.{j}': charge {q:+d} makes no sense for "
+                f"{spec.name} (nominal charge(s) {sorted(nominal)}; allowed within "
+                f"+-{CHARGE_WINDOW} of them)"
+            )
+
+
+_SETTING_STRING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_engine_settings(config: Mapping[str, Any]) -> None:
+    """Types and ranges of cp2k.settings (they reach the engine's input file verbatim)."""
+    import dataclasses
+
+    from .engines.cp2k import Cp2kSettings
+
+    overrides = config["cp2k"].get("settings") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError("config key 'cp2k.settings': must be a mapping of setting -> value")
+    fields = {f.name: f for f in dataclasses.fields(Cp2kSettings)}
+    for key, value in overrides.items():
+        where = f"config key 'cp2k.settings.{key}'"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown setting; allowed: {sorted(fields)}")
+        default = fields[key].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if isinstance(default, int) and not isinstance(default, bool):
+                ok = ok and float(value).is_integer()
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ConfigError(
+                f"{where}: {value!r} is not of type {type(default).__name__} (default {default!r})"
+            )
+        if isinstance(value, str) and not _SETTING_STRING.match(value):
+            raise ConfigError(
+                f"{where}: {value!r} does not match the allowed pattern {_SETTING_STRING.pattern}"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            zero_ok = key in ("relax_radius",)
+            if not (value > 0 or (zero_ok and value == 0)):
+                raise ConfigError(f"{where}: {value!r} must be {'>= 0' if zero_ok else '> 0'}")
+            if key == "mixing_alpha" and value > 1:
+                raise ConfigError(f"{where}: {value!r} must be in (0, 1]")
+
+
+def _check_phase_file(phase: str, index: int) -> None:
+    """The structure file of a competing phase parses and is physically sane."""
+    from .structure_checks import StructureError, check_phase_structure
+
+    try:
+        check_phase_structure(PHASES_DIR / f"{phase}.cif", phase)
+    except StructureError as err:
+        raise ConfigError(f"config key 'competing_phases.{index}': {err}") from err
+
+
+def check_writable(results_dir: str | Path) -> None:
+    """The study's results folder is (or can be created as) a writable folder.
+
+    Checked before any job, without creating anything: the nearest existing folder on the
+    path must be a directory in which a file can be created (tried for real, because
+    permission bits do not tell the whole story: root, read-only mounts).
+    """
+    import tempfile
+
+    path = Path(results_dir)
+    for candidate in [path, *path.parents]:
+        if candidate.exists() or candidate.is_symlink():
+            break
+    if not candidate.is_dir():
+        raise ConfigError(f"results directory {path}: {candidate} exists and is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=candidate, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"results directory {path} is not writable ({candidate}: {err.strerror or err})"
+        ) from err

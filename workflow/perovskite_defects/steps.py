@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,19 +129,32 @@ def prepare_defect(
 # --------------------------------------------------------------------------- running
 
 
-def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int) -> CalcRecord:
-    """Run the engine in ``calc_dir`` and write record.json only for a converged result."""
+def run_calculation(
+    config: Mapping[str, Any],
+    calc_dir: str | Path,
+    nprocs: int,
+    mpi_launcher: str | None = None,
+) -> CalcRecord:
+    """Run the engine in ``calc_dir`` and write record.json only for a converged result.
+
+    Killed runs resume and unconverged SCFs climb the retry ladder (``recovery``); every
+    failure is listed in ``results/<study>/failures.csv``. ``mpi_launcher`` (the rule's
+    ``mpi`` resource: srun on SLURM) overrides ``cp2k.mpi_launcher``.
+    """
+    from . import recovery
+
     calc_dir = Path(calc_dir)
     engine = engines.engine_for_run(config)
-    record = engine.run(config, calc_dir, max(1, nprocs))
-    record.require_converged()
-    if not math.isfinite(record.energy):
-        raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")
-    record.to_json(calc_dir / RECORD)
-    log.info(
-        "%s: E = %.6f eV (%s %s)", calc_dir, record.energy, record.engine, record.engine_version
-    )
-    return record
+    if mpi_launcher is not None and "cp2k" in config:
+        config = {**config, "cp2k": {**config["cp2k"], "mpi_launcher": mpi_launcher}}
+
+    def run_once() -> CalcRecord:
+        return engine.run(config, calc_dir, max(1, nprocs))
+
+    if engine.name == "cp2k":
+        # Resume and the SCF ladder edit CP2K inputs (recovery.py).
+        return recovery.finish(config, calc_dir, run_once, RECORD)
+    return recovery.finish_without_recovery(config, calc_dir, run_once, RECORD)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -197,7 +209,10 @@ def correction(
     cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
     scheme = config["correction"]
     result: dict[str, Any] = {"scheme": scheme, "charge": defect.charge}
-    if scheme == "none" or defect.charge == 0:
+    if defect.extra.get("failure"):
+        # A defect that failed for good has no correction; the tables mark its row.
+        result.update(total=None, failure=defect.extra["failure"])
+    elif scheme == "none" or defect.charge == 0:
         result.update(total=0.0, reason="neutral defect" if defect.charge == 0 else "disabled")
     else:
         bulk = CalcRecord.from_json(bulk_dir / RECORD)
@@ -330,6 +345,14 @@ def tables(
         cell = DefectCell.from_json(directory / DEFECT_CELL)
         record = CalcRecord.from_json(directory / RECORD)
         corr = json.loads((directory / "correction.json").read_text())
+        if record.extra.get("failure"):
+            # Failed for good (see recovery.py): kept as a row, never as a number.
+            reason = f"failed: {record.extra['failure']}"
+            entries.append(
+                DefectChargeEntry.missing(cell.name, record.charge, limits.limit_names, reason)
+            )
+            provenance.append(_provenance(record, directory / RECORD) | {"failure": reason})
+            continue
         entry = DefectChargeEntry.from_records(
             cell.name,
             record,
@@ -362,6 +385,11 @@ def tables(
     lines_by_limit: dict[str, dict[str, dict[int, float]]] = {}
     for limit in limits.limit_names:
         for name in names:
+            if any(e.name == name and e.is_missing for e in entries):
+                # A failed charge state could hold a level: report none rather than a
+                # level between the states that happen to be left.
+                levels[name] = None
+                continue
             lines = charge_lines(entries, name, limit)
             lines_by_limit.setdefault(limit, {})[name] = lines
             levels.setdefault(name, transition_levels(lines, gap) if len(lines) else None)

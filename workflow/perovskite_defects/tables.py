@@ -59,7 +59,11 @@ def formation_energy_table(
             value = None if entry.is_missing else entry.formation_energies.get(limit)
             row[formation_energy_column(limit)] = value
         row[CORRECTION] = None if entry.is_missing else entry.correction
-        row[CONVERGED] = MISSING if entry.is_missing else entry.converged
+        if entry.is_missing:
+            # "failed: <reason>" when the entry says why, else "missing".
+            row[CONVERGED] = entry.note if entry.note.startswith("failed") else MISSING
+        else:
+            row[CONVERGED] = entry.converged
         table.append(row)
     return table
 

@@ -1,4 +1,5 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ except (pd_config.ConfigError, ValueError) as err:
 STUDY = CONFIG["study"]
 HOST = pd_config.host_name(CONFIG)
 RESULTS = f"results/{STUDY}"
+try:
+    pd_config.check_writable(RESULTS)
+except pd_config.ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}")
 DEFECT_SPECS = pd_config.defect_specs(CONFIG)
 DEFECT_DIRS = [
     f"{RESULTS}/{HOST}/defects/{spec.name}_q{charge}"
@@ -35,6 +40,32 @@ def dft_threads():
     """MPI ranks of one DFT job: the configured number, or all cores given to Snakemake."""
     ranks = CONFIG["resources"]["mpi_ranks"]
     return ranks if ranks > 0 else max(1, workflow.cores)
+
+
+def dft_mem_mb(threads, attempt):
+    """Memory of one DFT job (MB): 2 GB per rank, at least 4 GB, doubled per attempt."""
+    return max(4000, 2000 * threads) * attempt
+
+
+def dft_runtime_min(attempt):
+    """Walltime of one DFT job (min): 2 h, 4 h, 6 h... by attempt (a resumed job restarts
+    from its saved state, so the extra time goes to new steps)."""
+    return 120 * attempt
+
+
+def dft_mpi_launcher(wildcards):
+    """The `mpi` resource: how a multi-rank DFT job starts its ranks.
+
+    On SLURM (submitting from a login node, or running inside an allocation) it is srun:
+    the executor plugin starts jobs with an `mpi` resource without srun and leaves the
+    launch to the job. Locally it is cp2k.mpi_launcher (mpirun). Empty for one rank: the
+    plugin refuses MPI jobs of one task, and one rank needs no launcher.
+    """
+    if dft_threads() <= 1:
+        return ""
+    if not workflow.local_exec or "SLURM_JOB_ID" in os.environ:
+        return "srun"
+    return CONFIG["cp2k"]["mpi_launcher"]
 
 
 wildcard_constraints:

@@ -464,6 +464,9 @@ def command(run_dir: str | Path, nprocs: int, executable: str, mpi_launcher: str
         launcher.append("--allow-run-as-root")
     if os.path.basename(launcher[0]) in ("mpirun", "mpiexec"):
         launcher += ["-np", str(nprocs)]
+    elif os.path.basename(launcher[0]) == "srun":
+        # Explicit: Snakemake's SLURM job step clears SLURM_NTASKS, and srun would start 1.
+        launcher += ["-n", str(nprocs)]
     return launcher + base
 
 
@@ -519,10 +522,12 @@ def parse(run_dir: str | Path) -> CalcRecord:
     if not out_path.is_file():
         raise EngineError(f"{out_path}: CP2K output file is missing")
     text = out_path.read_text(errors="replace")
+    if not text.strip():
+        raise EngineError(f"{out_path}: CP2K output file is empty")
+    if "CP2K|" not in text:
+        raise EngineError(f"{out_path}: not a CP2K output file (no 'CP2K|' header lines)")
     if "PROGRAM ENDED AT" not in text:
         raise EngineError(f"{out_path}: CP2K output is truncated (no 'PROGRAM ENDED AT' line)")
-    if "CP2K|" not in text:
-        raise EngineError(f"{out_path}: not a CP2K output file")
     energies = _ENERGY_RE.findall(text)
     if not energies:
         raise EngineError(f"{out_path}: no final total energy found")
