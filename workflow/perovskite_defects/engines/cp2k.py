@@ -183,12 +183,12 @@ def monkhorst_pack_points(mesh: Sequence[int]) -> list[tuple[tuple[float, float,
     axes = [[(2 * i - n - 1) / (2 * n) for i in range(1, n + 1)] for n in mesh]
     kept: dict[tuple[float, float, float], float] = {}
     for k in ((a, b, c) for a in axes[0] for b in axes[1] for c in axes[2]):
-        minus = tuple(_wrap(-x) for x in k)
-        key = tuple(_wrap(x) for x in k)
+        minus = (_wrap(-k[0]), _wrap(-k[1]), _wrap(-k[2]))
+        key = (_wrap(k[0]), _wrap(k[1]), _wrap(k[2]))
         if minus in kept:
             kept[minus] += 1.0
         else:
-            kept[key] = kept.get(key, 0.0) + 1.0  # type: ignore[index]
+            kept[key] = kept.get(key, 0.0) + 1.0
     return [(k, w) for k, w in kept.items()]
 
 
