@@ -36,6 +36,14 @@ TABLES = [
 ]
 
 
+if not workflow.local_exec and CONFIG["resources"]["mpi_ranks"] == 0:
+    # 0 means "all cores of --cores", which a cluster executor does not have.
+    raise WorkflowError(
+        "invalid configuration: config key 'resources.mpi_ranks': 0 (all local cores) has "
+        "no meaning on a cluster executor; set the MPI ranks per DFT job, e.g. 32"
+    )
+
+
 def dft_threads():
     """MPI ranks of one DFT job: the configured number, or all cores given to Snakemake."""
     ranks = CONFIG["resources"]["mpi_ranks"]
