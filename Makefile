@@ -10,7 +10,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-quick setup setup-test cp2k lint clean
+.PHONY: run test test-quick test-slurm setup setup-test cp2k lint clean
 
 run: setup cp2k
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
@@ -21,6 +21,10 @@ test: setup-test cp2k
 # The quick subset while working: no real-engine runs.
 test-quick: setup-test
 	$(BIN)/pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# The tiny study through a real single-node SLURM (root, Debian/Ubuntu: installs slurm).
+test-slurm: setup-test cp2k
+	$(BIN)/pytest -m slurm $(PYTEST_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

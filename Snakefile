@@ -16,6 +16,7 @@ include: "workflow/rules/phases.smk"
 include: "workflow/rules/defects.smk"
 include: "workflow/rules/calculations.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         TABLES,
         f"{RESULTS}/tables/provenance.json",
+        PLOTS,

@@ -123,7 +123,7 @@ def test_command_adds_mpi_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     cmd = cp2k.command(".", 2, "/usr/bin/cp2k.psmp", "mpirun")
     assert cmd[0] == "mpirun" and "-np" in cmd and cmd[cmd.index("-np") + 1] == "2"
     srun = cp2k.command(".", 4, "cp2k.psmp", "srun")
-    assert srun[:2] == ["srun", "cp2k.psmp"]
+    assert srun[:4] == ["srun", "-n", "4", "cp2k.psmp"]  # job steps do not inherit the task count
 
 
 def test_missing_binary_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

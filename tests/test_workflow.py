@@ -77,6 +77,31 @@ def test_tiny_study_end_to_end(tmp_path: Path, cp2k_binary: str) -> None:
     neutral = next(r for r in rows if int(r["charge"]) == 0)
     assert float(neutral["E_f[I-poor] (eV)"]) < float(neutral["E_f[I-rich] (eV)"])
     assert (tables / "provenance.json").is_file()
+    # trap classes, Fermi level and concentrations, plots, and the Snakemake report
+    with open(tables / "transition_levels.csv") as fh:
+        level_columns = next(csv.reader(fh))
+    for column in ("nearest edge", "depth from nearest edge (eV)", "in gap", "class",
+                   "states of q"):  # fmt: skip
+        assert column in level_columns
+    with open(tables / "fermi_level.csv") as fh:
+        fermi = list(csv.DictReader(fh))
+    assert {r["limit"] for r in fermi} == {"I-rich", "I-poor"}
+    for row in fermi:
+        assert math.isfinite(float(row["Fermi level above VBM (eV)"]))
+        assert float(row["n (cm^-3)"]) > 0 and float(row["p (cm^-3)"]) > 0
+    with open(tables / "concentrations.csv") as fh:
+        conc = list(csv.DictReader(fh))
+    assert {int(r["charge"]) for r in conc} == {1, 0, -1}
+    assert all(float(r["concentration (cm^-3)"]) >= 0 for r in conc)
+    plots = tmp_path / "results" / "tiny" / "plots"
+    for stem in ("formation_energy_CsPbI3_I-rich", "formation_energy_CsPbI3_I-poor",
+                 "trap_levels"):  # fmt: skip
+        assert (plots / f"{stem}.png").stat().st_size > 1000
+        assert (plots / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    report = snakemake(tmp_path, TINY, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    assert "transition_levels.csv" in html and "trap_levels.png" in html
 
     # The host went through the variable-cell relaxation and stayed cubic (its lattice
     # constant against the literature is checked at converged settings in

@@ -35,7 +35,8 @@ def boltzmann_average(energies: Sequence[float], temperature: float) -> float:
 def aggregate(
     hosts: Sequence[Mapping[str, Any]], temperature: float, out_dir: str | Path
 ) -> dict[str, list[dict[str, Any]]]:
-    """Write formation_energies, transition_levels and class_averages (CSV + Markdown).
+    """Write formation_energies, transition_levels, fermi_level, concentrations (when the
+    hosts have them), class_averages and class_transition_levels (CSV + Markdown).
 
     Args:
         hosts: per host {"name", "composition" (requested/achieved dict), "tables" (its
@@ -46,6 +47,8 @@ def aggregate(
     out_dir.mkdir(parents=True, exist_ok=True)
     fe_all: list[dict[str, Any]] = []
     tl_all: list[dict[str, Any]] = []
+    fermi_all: list[dict[str, Any]] = []
+    conc_all: list[dict[str, Any]] = []
     avg_all: list[dict[str, Any]] = []
     class_tl: list[dict[str, Any]] = []
     for host in hosts:
@@ -77,6 +80,23 @@ def aggregate(
             tl_all.append(
                 head | {"defect type": entry["defect"], "site class": entry["site_class"]} | row
             )
+        # Fermi level and concentrations of each host as they are (per limit; defect rows
+        # keep the host's defect ids, whose types and classes the manifest gives).
+        fermi_file = Path(host["tables"]) / "fermi_level.csv"
+        if fermi_file.is_file():
+            fermi_all += [head | row for row in read_csv(fermi_file)]
+        conc_file = Path(host["tables"]) / "concentrations.csv"
+        if conc_file.is_file():
+            for row in read_csv(conc_file):
+                entry = manifest.get(str(row.get("defect")), {})
+                conc_all.append(
+                    head
+                    | {
+                        "defect type": entry.get("defect", ""),
+                        "site class": entry.get("site_class", ""),
+                    }
+                    | row
+                )
         groups: dict[tuple[str, str], dict[int, dict[str, list[float]]]] = {}
         for row in fe:
             if row.get("converged") is not True:
@@ -130,12 +150,16 @@ def aggregate(
     tables = {
         "formation_energies": fe_all,
         "transition_levels": tl_all,
+        "fermi_level": fermi_all,
+        "concentrations": conc_all,
         "class_averages": avg_all,
         "class_transition_levels": class_tl,
     }
     titles = {
         "formation_energies": "Defect formation energies at E_F = VBM, all compositions",
         "transition_levels": "Charge-transition levels, all compositions",
+        "fermi_level": "Self-consistent Fermi level, all compositions",
+        "concentrations": "Defect concentrations, all compositions",
         "class_averages": "Site-class averages of formation energies",
         "class_transition_levels": "Charge-transition levels of the class-averaged energies",
     }

@@ -155,10 +155,26 @@ def shipped_phases() -> list[str]:
     return sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
 
 
+def unlisted_phases(elements: set[str], phases: list[str]) -> list[str]:
+    """Shipped phases made of ``elements`` that ``phases`` leaves out.
+
+    Each bears on the chemical-potential limits of a host of these elements: without it
+    the limits can come out too wide. Not an error (a quick study may use the elements
+    alone); the chemical-potential step writes them into the notes of the tables.
+    """
+    return [p for p in shipped_phases() if _element_set(p) <= elements and p not in phases]
+
+
 def _check_semantics(config: dict[str, Any]) -> None:
     """Compositions, supercells, structure files, defects and phases of every host."""
     from .composition import CompositionError
+    from .dielectric import DielectricError, total_tensor
     from .study import check_defects, plan_hosts
+
+    try:
+        total_tensor(config["dielectric"])
+    except DielectricError as err:
+        raise ConfigError(str(err)) from None
 
     names = [d["name"] for d in config["defects"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -182,6 +198,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"config key 'defects.{i}.name': {part!r} puts a species on its own site"
                 )
+    _check_charges(config, hosts)
+    _check_engine_settings(config)
     phases = config["competing_phases"]
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
@@ -190,6 +208,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key 'competing_phases.{i}': no structure file structures/phases/"
                 f"{phase}.cif (available: {available})"
             )
+        _check_phase_file(phase, i)
     covered = set().union(*(_element_set(p) for p in phases)) if phases else set()
     elemental = {p for p in phases if len(_element_set(p)) == 1}
     for host in hosts:
@@ -203,13 +222,130 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"(needed for chemical potentials of {host.name}; covered elements: "
                 f"{sorted(covered)})"
             )
-        # Every shipped phase made of the host's elements (and dopants) bears on its
-        # chemical-potential limits: leaving one out would widen them silently.
-        wanted = sorted(p for p in shipped_phases() if _element_set(p) <= needed)
-        missing = [p for p in wanted if p not in phases]
-        if missing:
+
+
+CHARGE_WINDOW = 2
+
+
+def nominal_charges(name: str) -> set[int]:
+    """Charges the ionic picture gives a concrete defect (V_I: +1, Na_Pb: -1, Na_i: +1, ...).
+
+    Vacancy of an ion with oxidation state o: -o; substitution D on S: o(D) - o(S);
+    interstitial D: o(D); a complex sums its parts. Host ions take their formal states
+    (defect_sets.OXIDATION: A+ B2+ X-, Na+); other dopants every common oxidation state.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    from .defect_sets import OXIDATION, _parse
+
+    def states(el: str | None) -> set[int]:
+        if el is None:
+            return {0}
+        if el in OXIDATION:
+            return {OXIDATION[el]}
+        return set(Element(el).common_oxidation_states) or {0}
+
+    total = {0}
+    for part in name.split("+"):
+        _, species, site = _parse(part)
+        total = {t + a - r for t in total for a in states(species) for r in states(site)}
+    return total
+
+
+def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
+    """Reject charge states far from anything the ionic picture allows, in every host.
+
+    A charge more than CHARGE_WINDOW away from every nominal charge (e.g. V_I in -3: an
+    iodide vacancy that binds four extra electrons) has no bound state in a halide
+    perovskite; computing it would only produce a delocalised, meaningless number.
+    """
+    from .defect_sets import concrete_names
+
+    for i, entry in enumerate(config["defects"]):
+        for host in hosts:
+            comp = host.composition
+            for name in concrete_names(entry["name"], comp.a, comp.b_species, comp.x_species):
+                nominal = nominal_charges(name)
+                for j, q in enumerate(entry.get("charges") or []):
+                    if min(abs(q - n) for n in nominal) > CHARGE_WINDOW:
+                        raise ConfigError(
+                            f"config key 'defects.{i}.charges.{j}': charge {q:+d} makes no "
+                            f"sense for {name} (nominal charge(s) {sorted(nominal)}; allowed "
+                            f"within +-{CHARGE_WINDOW} of them)"
+                        )
+
+
+_SETTING_STRING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_engine_settings(config: Mapping[str, Any]) -> None:
+    """Types and ranges of cp2k.settings (they reach the engine's input file verbatim)."""
+    import dataclasses
+
+    from .engines.cp2k import Cp2kSettings
+
+    overrides = config["cp2k"].get("settings") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError("config key 'cp2k.settings': must be a mapping of setting -> value")
+    fields = {f.name: f for f in dataclasses.fields(Cp2kSettings)}
+    for key, value in overrides.items():
+        where = f"config key 'cp2k.settings.{key}'"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown setting; allowed: {sorted(fields)}")
+        default = fields[key].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if isinstance(default, int) and not isinstance(default, bool):
+                ok = ok and float(value).is_integer()
+        else:
+            ok = isinstance(value, str)
+        if not ok:
             raise ConfigError(
-                f"config key 'competing_phases': {host.name} needs {missing} "
-                f"(every phase in structures/phases/ made of its elements {sorted(needed)}: "
-                f"{wanted})"
+                f"{where}: {value!r} is not of type {type(default).__name__} (default {default!r})"
             )
+        if isinstance(value, str) and not _SETTING_STRING.match(value):
+            raise ConfigError(
+                f"{where}: {value!r} does not match the allowed pattern {_SETTING_STRING.pattern}"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            zero_ok = key in ("relax_radius",)
+            if not (value > 0 or (zero_ok and value == 0)):
+                raise ConfigError(f"{where}: {value!r} must be {'>= 0' if zero_ok else '> 0'}")
+            if key == "mixing_alpha" and value > 1:
+                raise ConfigError(f"{where}: {value!r} must be in (0, 1]")
+
+
+def _check_phase_file(phase: str, index: int) -> None:
+    """The structure file of a competing phase parses and is physically sane."""
+    from .structure_checks import StructureError, check_phase_structure
+
+    try:
+        check_phase_structure(PHASES_DIR / f"{phase}.cif", phase)
+    except StructureError as err:
+        raise ConfigError(f"config key 'competing_phases.{index}': {err}") from err
+
+
+def check_writable(results_dir: str | Path) -> None:
+    """The study's results folder is (or can be created as) a writable folder.
+
+    Checked before any job, without creating anything: the nearest existing folder on the
+    path must be a directory in which a file can be created (tried for real, because
+    permission bits do not tell the whole story: root, read-only mounts).
+    """
+    import tempfile
+
+    path = Path(results_dir)
+    for candidate in [path, *path.parents]:
+        if candidate.exists() or candidate.is_symlink():
+            break
+    if not candidate.is_dir():
+        raise ConfigError(f"results directory {path}: {candidate} exists and is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=candidate, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"results directory {path} is not writable ({candidate}: {err.strerror or err})"
+        ) from err

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -234,7 +233,8 @@ def prepare_defect(
         kind=entry.kind,
         charges=list(entry.charges),
         atoms_added=dict(entry.atoms_added),
-        multiplicity=entry.multiplicity,  # type: ignore[arg-type]
+        # sites this structure stands for (concentrations): an equal share of its class
+        multiplicity=entry.multiplicity / entry.n_representatives,  # type: ignore[arg-type]
         frac_coords=list(entry.frac_coords),
         structure=structure.as_dict(),
         site_index=entry.representative - 1,
@@ -255,19 +255,32 @@ def prepare_defect(
 # --------------------------------------------------------------------------- running
 
 
-def run_calculation(config: Mapping[str, Any], calc_dir: str | Path, nprocs: int) -> CalcRecord:
-    """Run the engine in ``calc_dir`` and write record.json only for a converged result."""
+def run_calculation(
+    config: Mapping[str, Any],
+    calc_dir: str | Path,
+    nprocs: int,
+    mpi_launcher: str | None = None,
+) -> CalcRecord:
+    """Run the engine in ``calc_dir`` and write record.json only for a converged result.
+
+    Killed runs resume and unconverged SCFs climb the retry ladder (``recovery``); every
+    failure is listed in ``results/<study>/failures.csv``. ``mpi_launcher`` (the rule's
+    ``mpi`` resource: srun on SLURM) overrides ``cp2k.mpi_launcher``.
+    """
+    from . import recovery
+
     calc_dir = Path(calc_dir)
     engine = engines.engine_for_run(config)
-    record = engine.run(config, calc_dir, max(1, nprocs))
-    record.require_converged()
-    if not math.isfinite(record.energy):
-        raise EngineError(f"{calc_dir}: energy is not finite ({record.energy})")
-    record.to_json(calc_dir / RECORD)
-    log.info(
-        "%s: E = %.6f eV (%s %s)", calc_dir, record.energy, record.engine, record.engine_version
-    )
-    return record
+    if mpi_launcher is not None and "cp2k" in config:
+        config = {**config, "cp2k": {**config["cp2k"], "mpi_launcher": mpi_launcher}}
+
+    def run_once() -> CalcRecord:
+        return engine.run(config, calc_dir, max(1, nprocs))
+
+    if engine.name == "cp2k":
+        # Resume and the SCF ladder edit CP2K inputs (recovery.py).
+        return recovery.finish(config, calc_dir, run_once, RECORD)
+    return recovery.finish_without_recovery(config, calc_dir, run_once, RECORD)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -308,6 +321,12 @@ def chemical_potentials(
         rich_element=plan.composition.majority_halide,
         host_label=name,
     )
+    unlisted = cfg.unlisted_phases(plan.elements | set(dopants), list(config["competing_phases"]))
+    if unlisted:
+        limits.notes.append(
+            f"Competing phases made of these elements but not computed (shipped in "
+            f"structures/phases/): {unlisted}; the limits may be too wide without them."
+        )
     limits.write_json(out_json)
     for note in limits.notes:
         log.warning(note)
@@ -321,7 +340,9 @@ def correction(
 ) -> dict[str, Any]:
     """Finite-size correction of one charged defect (FNV or eFNV), written as JSON (eV)."""
     from .corrections import efnv_correction, fnv_correction
+    from .corrections.kumagai import ERROR_WARN_EV
     from .defects import DefectCell
+    from .dielectric import correction_argument, total_tensor
     from .engines.potentials import read_potential_grid, site_potentials
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
@@ -329,7 +350,10 @@ def correction(
     cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
     scheme = config["correction"]
     result: dict[str, Any] = {"scheme": scheme, "charge": defect.charge}
-    if scheme == "none" or defect.charge == 0:
+    if defect.extra.get("failure"):
+        # A defect that failed for good has no correction; the tables mark its row.
+        result.update(total=None, failure=defect.extra["failure"])
+    elif scheme == "none" or defect.charge == 0:
         result.update(total=0.0, reason="neutral defect" if defect.charge == 0 else "disabled")
     else:
         bulk = CalcRecord.from_json(bulk_dir / RECORD)
@@ -338,7 +362,7 @@ def correction(
                 raise EngineError(f"{where}: no electrostatic potential file in the record")
         files = [bulk_dir / str(bulk.potential_file), defect_dir / str(defect.potential_file)]
         bulk_grid, defect_grid = (read_potential_grid(f) for f in files)
-        eps = config["dielectric"]["value"]
+        eps = correction_argument(total_tensor(config["dielectric"]))
         if scheme == "fnv":
             result.update(
                 fnv_correction(
@@ -359,7 +383,62 @@ def correction(
             )
             result.update(efnv.summary(), site_radius=radius)
         result["files"] = [str(f) for f in files]
+        if scheme == "fnv" and result["error"] > ERROR_WARN_EV:  # eFNV warns by itself
+            log.warning(
+                "%s: %s correction %.3f eV has an error estimate of %.3f eV (> %.2f eV): "
+                "the potential is not flat where it is aligned (supercell too small?)",
+                defect_dir,
+                scheme,
+                result["total"],
+                result["error"],
+                ERROR_WARN_EV,
+            )
     result["dielectric"] = config["dielectric"]
+    result["dielectric_tensor"] = total_tensor(config["dielectric"]).tolist()
+    Path(out_json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def defect_states(
+    config: Mapping[str, Any], bulk_dir: str | Path, defect_dir: str | Path, out_json: str | Path
+) -> dict[str, Any]:
+    """Character of the defect cell's states near the gap (localized trap or perturbed host),
+    from eigenvalues aligned by the far-field potential; written as JSON (eV)."""
+    from .defects import DefectCell
+    from .eigenvalues import read_eigenvalues
+    from .engines.potentials import read_potential_grid
+    from .trap_classes import defect_state_character, far_potential_shift
+
+    bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
+    bulk = CalcRecord.from_json(bulk_dir / RECORD)
+    defect = CalcRecord.from_json(defect_dir / RECORD)
+    cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
+    result: dict[str, Any] = {"defect": cell.name, "charge": defect.charge}
+    try:
+        for rec, where in ((bulk, bulk_dir), (defect, defect_dir)):
+            if not rec.potential_file:
+                raise EngineError(f"{where}: no electrostatic potential file in the record")
+        shift = far_potential_shift(
+            read_potential_grid(bulk_dir / str(bulk.potential_file)),
+            read_potential_grid(defect_dir / str(defect.potential_file)),
+            defect.pmg_structure(),
+            cell.frac_coords,
+            config["site_radius"],
+        )
+        settings = config["trap_levels"]
+        bulk_eig = read_eigenvalues(bulk_dir)
+        if not bulk_eig.complete:  # its edges could miss the gap's k-point
+            raise EngineError(f"{bulk_dir}: eigenvalues printed for only some k-points")
+        states = defect_state_character(
+            bulk_eig,
+            read_eigenvalues(defect_dir),
+            shift,
+            tolerance=settings["shallow_threshold"],
+        )
+        result.update(states.to_dict())
+    except EngineError as err:  # no eigenvalues printed: the table says so, empty cell
+        log.warning("%s: defect states not analysed: %s", defect_dir, err)
+        result.update(character=None, reason=str(err))
     Path(out_json).write_text(json.dumps(result, indent=1))
     return result
 
@@ -370,30 +449,53 @@ def tables(
     chempots_json: str | Path,
     defect_dirs: Sequence[str | Path],
     out_dir: str | Path,
+    host: str | None = None,
 ) -> None:
-    """Formation-energy and transition-level tables (CSV + Markdown) and provenance."""
+    """Formation energies, transition levels with trap classes, Fermi level and
+    concentrations (CSV + Markdown) of one host, the plot data and provenance."""
+    from .band_edges import study_band_edges
     from .chempots import ChemicalPotentialLimits
-    from .defects import DefectCell
-    from .tables import (
-        formation_energy_table,
-        transition_level_table,
-        write_csv,
-        write_markdown,
+    from .concentrations import (
+        DefectSite,
+        band_model,
+        concentration_rows,
+        fermi_rows,
+        site_density,
+        solve_limits,
+        spin_degeneracy,
     )
+    from .defects import DefectCell
+    from .tables import DEFECT, TRANSITION, formation_energy_table, write_csv, write_markdown
     from .thermo import DefectChargeEntry, charge_lines, transition_levels
+    from .trap_classes import DefectStates, transition_level_rows
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bulk = CalcRecord.from_json(bulk_record).require_converged()
-    if bulk.vbm is None or bulk.cbm is None:
-        raise EngineError(f"{bulk_record}: bulk record has no band edges")
+    bulk_dir = Path(bulk_record).parent
+    edges = study_band_edges(config["band_edges"], bulk, bulk_dir)
     limits = ChemicalPotentialLimits.from_json(chempots_json)
     entries: list[DefectChargeEntry] = []
     provenance: list[dict[str, Any]] = [_provenance(bulk, bulk_record)]
+    states: dict[tuple[str, int], DefectStates] = {}
+    sites: dict[str, DefectSite] = {}
+    # Multiplicities are per formula unit ABX3: the supercell holds one per B atom.
+    n_cells = sum(site.specie.symbol in ("Pb", "Sn") for site in bulk.pmg_structure())
+    volume = bulk.pmg_structure().volume
+    orientational = config["concentrations"]["orientational_degeneracy"]
+    spins: dict[str, dict[int, float]] = {}
     for directory in map(Path, defect_dirs):
         cell = DefectCell.from_json(directory / DEFECT_CELL)
         record = CalcRecord.from_json(directory / RECORD)
         corr = json.loads((directory / "correction.json").read_text())
+        if record.extra.get("failure"):
+            # Failed for good (see recovery.py): kept as a row, never as a number.
+            reason = f"failed: {record.extra['failure']}"
+            entries.append(
+                DefectChargeEntry.missing(cell.name, record.charge, limits.limit_names, reason)
+            )
+            provenance.append(_provenance(record, directory / RECORD) | {"failure": reason})
+            continue
         entry = DefectChargeEntry.from_records(
             cell.name,
             record,
@@ -401,29 +503,102 @@ def tables(
             cell.atoms_added,
             limits.limits,
             correction=float(corr["total"]),
-            vbm=bulk.vbm,
+            vbm=edges.vbm,
         )
         entries.append(entry)
+        spins.setdefault(cell.name, {})[record.charge] = spin_degeneracy(record.nelect)
+        sites[cell.name] = DefectSite(
+            cell.name,
+            site_density(cell.multiplicity, n_cells, volume),
+            spins[cell.name],
+            float(orientational.get(cell.name, 1.0)),
+        )
+        states_file = directory / "defect_states.json"
+        if states_file.is_file():
+            data = json.loads(states_file.read_text())
+            if data.get("character"):
+                data.pop("deepest_state_depth", None)
+                keep = {k: data[k] for k in DefectStates.__dataclass_fields__}
+                keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
+                states[(cell.name, record.charge)] = DefectStates(**keep)
         provenance.append(_provenance(record, directory / RECORD) | {"correction": corr})
-    gap = bulk.cbm - bulk.vbm
+    gap = edges.gap
     names = list(dict.fromkeys(e.name for e in entries))
     levels: dict[str, list[Any] | None] = {}
+    lines_by_limit: dict[str, dict[str, dict[int, float]]] = {}
     for limit in limits.limit_names:
         for name in names:
+            if any(e.name == name and e.is_missing for e in entries):
+                # A failed charge state could hold a level: report none rather than a
+                # level between the states that happen to be left.
+                levels[name] = None
+                continue
             lines = charge_lines(entries, name, limit)
+            lines_by_limit.setdefault(limit, {})[name] = lines
             levels.setdefault(name, transition_levels(lines, gap) if len(lines) else None)
     fe_rows = formation_energy_table(entries, limits.limit_names)
-    tl_rows = transition_level_table(levels)
-    notes = _notes(config, bulk, limits, gap)
+    threshold = config["trap_levels"]["shallow_threshold"]
+    tl_rows = transition_level_rows(levels, gap, threshold, states)
+    notes = _notes(config, bulk, limits, gap) + [
+        f"Band edges from {edges.source}: VBM {edges.vbm:.4f} eV, gap {gap:.3f} eV"
+        + (f" (potential alignment {edges.offset:+.4f} eV)." if edges.source != "bulk" else "."),
+        f"Levels within {threshold} eV of a band edge are shallow, further inside the gap "
+        "deep, outside the gap resonant. 'states of q': localized = a defect state inside "
+        "the bulk gap; donor/acceptor PHS = carriers in perturbed host (band-like) states.",
+    ]
     write_csv(fe_rows, out_dir / "formation_energies.csv")
     write_markdown(
         fe_rows, out_dir / "formation_energies.md", "Defect formation energies at E_F = VBM", notes
     )
     write_csv(tl_rows, out_dir / "transition_levels.csv")
     write_markdown(tl_rows, out_dir / "transition_levels.md", "Charge-transition levels", notes)
+
+    conc = config["concentrations"]
+    bulk_edges = (float(bulk.vbm), float(bulk.cbm))  # type: ignore[arg-type]  # checked above
+    bands, carrier_note = band_model(conc, bulk_dir, volume, bulk_edges, (edges.vbm, edges.cbm))
+    results = solve_limits(conc, entries, sites, limits.limit_names, bands)
+    conc_notes = [
+        carrier_note + ".",
+        "Degeneracy: site multiplicity from the defect generator, spin 2 for odd electron "
+        "counts, orientational from config (default 1). Dilute, non-interacting defects; no "
+        "vibrational entropy.",
+    ]
+    if conc["synthesis_temperature"] is not None:
+        conc_notes.append(
+            f"Defects equilibrated at {conc['synthesis_temperature']} K and quenched to "
+            f"{conc['temperature']} K (totals frozen, charge states re-equilibrated)."
+        )
+    fermi = fermi_rows(results)
+    write_csv(fermi, out_dir / "fermi_level.csv")
+    write_markdown(fermi, out_dir / "fermi_level.md", "Self-consistent Fermi level", conc_notes)
+    conc_rows = concentration_rows(results)
+    write_csv(conc_rows, out_dir / "concentrations.csv")
+    write_markdown(conc_rows, out_dir / "concentrations.md", "Defect concentrations", conc_notes)
+    plot_data = {
+        "host": host or cfg.host_name(config),
+        "gap": gap,
+        "vbm": edges.vbm,
+        "lines": lines_by_limit,
+        "levels": {
+            name: [{"q": lv.q, "q_prime": lv.q_prime, "level": lv.level} for lv in lvls or []]
+            for name, lvls in levels.items()
+        },
+        "fermi_levels": {r["limit"]: r["Fermi level above VBM (eV)"] for r in fermi},
+        "classes": {
+            f"{row[DEFECT]} {row[TRANSITION]}": row["class"] for row in tl_rows if row["class"]
+        },
+    }
+    (out_dir / "levels.json").write_text(json.dumps(plot_data, indent=1))
     (out_dir / "provenance.json").write_text(
         json.dumps(
-            {"config": dict(config), "band_gap": gap, "vbm": bulk.vbm, "records": provenance},
+            {
+                "config": dict(config),
+                "band_gap": gap,
+                "vbm": edges.vbm,
+                "band_edges": edges.to_dict(),
+                "fermi": [r.room.summary() for r in results],
+                "records": provenance,
+            },
             indent=1,
             default=str,
         )
@@ -443,6 +618,8 @@ def _provenance(record: CalcRecord, path: str | Path) -> dict[str, Any]:
 
 
 def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> list[str]:
+    from .dielectric import describe as describe_dielectric
+
     settings = bulk.settings.get("settings", {})
     notes = [
         f"Engine: {bulk.engine} {bulk.engine_version}; level '{config['level']}' "
@@ -450,7 +627,7 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
         f"supercell k-mesh {bulk.settings.get('kpoint_mesh')}).",
         f"Bulk VBM {bulk.vbm:.4f} eV, band gap {gap:.3f} eV (PBE, no spin-orbit coupling).",
         f"Correction: {config['correction']} with dielectric constant "
-        f"{config['dielectric']['value']} ({config['dielectric']['source']}).",
+        f"{describe_dielectric(config['dielectric'])} ({config['dielectric']['source']}).",
         "Chemical potentials (eV, relative to the elemental phases): "
         + "; ".join(
             f"{name}: " + ", ".join(f"{el} {mu:+.3f}" for el, mu in limits.delta_mu(name).items())

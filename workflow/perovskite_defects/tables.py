@@ -59,7 +59,11 @@ def formation_energy_table(
             value = None if entry.is_missing else entry.formation_energies.get(limit)
             row[formation_energy_column(limit)] = value
         row[CORRECTION] = None if entry.is_missing else entry.correction
-        row[CONVERGED] = MISSING if entry.is_missing else entry.converged
+        if entry.is_missing:
+            # "failed: <reason>" when the entry says why, else "missing".
+            row[CONVERGED] = entry.note if entry.note.startswith("failed") else MISSING
+        else:
+            row[CONVERGED] = entry.converged
         table.append(row)
     return table
 
@@ -173,6 +177,8 @@ def _md_cell(column: str, value: Any) -> str:
         return str(value)
     if column == CHARGE and isinstance(value, int):
         return f"{value:+d}" if value else "0"
+    if isinstance(value, float) and "cm^-3" in column:
+        return f"{value:.3e}"  # concentrations span many decades
     if isinstance(value, float):
         text = f"{value:.3f}"
         return "0.000" if text == "-0.000" else text  # no "-0.000" from rounding

@@ -19,6 +19,23 @@ rule correction:
         "../scripts/correction.py"
 
 
+rule defect_states:
+    input:
+        bulk="results/{study}/{host}/bulk/record.json",
+        defect="results/{study}/{host}/defects/{defect}_q{charge}/record.json",
+    output:
+        "results/{study}/{host}/defects/{defect}_q{charge}/defect_states.json",
+    log:
+        "logs/{study}/{host}/defects/{defect}_q{charge}/defect_states.log",
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        trap_levels=CONFIG["trap_levels"],
+        site_radius=CONFIG["site_radius"],
+    script:
+        "../scripts/defect_states.py"
+
+
 rule tables:
     input:
         bulk="results/{study}/{host}/bulk/record.json",
@@ -27,12 +44,16 @@ rule tables:
         corrections=lambda wildcards: [
             f"{d}/correction.json" for d in defect_dirs(wildcards)
         ],
+        states=lambda wildcards: [
+            f"{d}/defect_states.json" for d in defect_dirs(wildcards)
+        ],
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",
-            name=("formation_energies", "transition_levels"),
+            name=HOST_TABLE_NAMES,
             ext=("csv", "md"),
         ),
+        levels_json="results/{study}/{host}/tables/levels.json",
         provenance="results/{study}/{host}/tables/provenance.json",
     log:
         "logs/{study}/{host}/tables.log",
@@ -42,6 +63,10 @@ rule tables:
         "../../envs/perovskite-defects.yaml"
     params:
         defect_dirs=defect_dirs,
+        band_edges=CONFIG["band_edges"],
+        trap_levels=CONFIG["trap_levels"],
+        concentrations=CONFIG["concentrations"],
+        dielectric=CONFIG["dielectric"],
     script:
         "../scripts/tables.py"
 
@@ -54,15 +79,38 @@ rule aggregate_tables:
         ),
         expand("results/{{study}}/{host}/structures/host.json", host=HOSTS),
     output:
-        expand(
-            "results/{{study}}/tables/{name}.{ext}",
-            name=(
-                "formation_energies",
-                "transition_levels",
-                "class_averages",
-                "class_transition_levels",
-            ),
-            ext=("csv", "md"),
+        formation_csv=report(
+            "results/{study}/tables/formation_energies.csv",
+            caption="../report/formation_energies.rst",
+            category="Tables",
+        ),
+        levels_csv=report(
+            "results/{study}/tables/transition_levels.csv",
+            caption="../report/transition_levels.rst",
+            category="Tables",
+        ),
+        fermi_csv=report(
+            "results/{study}/tables/fermi_level.csv",
+            caption="../report/fermi_level.rst",
+            category="Tables",
+        ),
+        conc_csv=report(
+            "results/{study}/tables/concentrations.csv",
+            caption="../report/concentrations.rst",
+            category="Tables",
+        ),
+        other=expand(
+            "results/{{study}}/tables/{name}",
+            name=[
+                "formation_energies.md",
+                "transition_levels.md",
+                "fermi_level.md",
+                "concentrations.md",
+                "class_averages.csv",
+                "class_averages.md",
+                "class_transition_levels.csv",
+                "class_transition_levels.md",
+            ],
         ),
         provenance="results/{study}/tables/provenance.json",
     log:

@@ -1,4 +1,5 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ except (pd_config.ConfigError, ValueError) as err:
 
 STUDY = CONFIG["study"]
 RESULTS = f"results/{STUDY}"
+try:
+    pd_config.check_writable(RESULTS)
+except pd_config.ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}")
 # The sweep (or the single host): host plans by name, and the end members whose relaxed
 # unit cells give the alloys' lattice constants by Vegard's law.
 HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_ROOT)}
@@ -29,14 +34,16 @@ HOSTS = list(HOST_PLANS)
 HOST_RE = "|".join(re.escape(h) for h in HOSTS)
 END_MEMBER_RE = "|".join(re.escape(h) for h in END_MEMBERS)
 PHASES = CONFIG["competing_phases"]
+# Tables of each host (results/<study>/<host>/tables/) and across hosts (<study>/tables/).
+HOST_TABLE_NAMES = (
+    "formation_energies",
+    "transition_levels",
+    "fermi_level",
+    "concentrations",
+)
 TABLES = [
     f"{RESULTS}/tables/{name}.{ext}"
-    for name in (
-        "formation_energies",
-        "transition_levels",
-        "class_averages",
-        "class_transition_levels",
-    )
+    for name in (*HOST_TABLE_NAMES, "class_averages", "class_transition_levels")
     for ext in ("csv", "md")
 ]
 
@@ -74,10 +81,44 @@ def host_energy_record(wildcards):
     return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 
 
+if not workflow.local_exec and CONFIG["resources"]["mpi_ranks"] == 0:
+    # 0 means "all cores of --cores", which a cluster executor does not have.
+    raise WorkflowError(
+        "invalid configuration: config key 'resources.mpi_ranks': 0 (all local cores) has "
+        "no meaning on a cluster executor; set the MPI ranks per DFT job, e.g. 32"
+    )
+
+
 def dft_threads():
     """MPI ranks of one DFT job: the configured number, or all cores given to Snakemake."""
     ranks = CONFIG["resources"]["mpi_ranks"]
     return ranks if ranks > 0 else max(1, workflow.cores)
+
+
+def dft_mem_mb(threads, attempt):
+    """Memory of one DFT job (MB): 2 GB per rank, at least 4 GB, doubled per attempt."""
+    return max(4000, 2000 * threads) * attempt
+
+
+def dft_runtime_min(attempt):
+    """Walltime of one DFT job (min): 2 h, 4 h, 6 h... by attempt (a resumed job restarts
+    from its saved state, so the extra time goes to new steps)."""
+    return 120 * attempt
+
+
+def dft_mpi_launcher(wildcards):
+    """The `mpi` resource: how a multi-rank DFT job starts its ranks.
+
+    On SLURM (submitting from a login node, or running inside an allocation) it is srun:
+    the executor plugin starts jobs with an `mpi` resource without srun and leaves the
+    launch to the job. Locally it is cp2k.mpi_launcher (mpirun). Empty for one rank: the
+    plugin refuses MPI jobs of one task, and one rank needs no launcher.
+    """
+    if dft_threads() <= 1:
+        return ""
+    if not workflow.local_exec or "SLURM_JOB_ID" in os.environ:
+        return "srun"
+    return CONFIG["cp2k"]["mpi_launcher"]
 
 
 wildcard_constraints:

@@ -11,4 +11,5 @@ with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
         snakemake.input.chempots,  # noqa: F821
         snakemake.params.defect_dirs,  # noqa: F821
         out_dir,
+        host=snakemake.wildcards.host,  # noqa: F821
     )

@@ -107,6 +107,8 @@ class EFNVResult:
             "alignment": float(self.alignment),
             "delta_v": float(self.delta_v),
             "error": float(self.error),
+            # |q| x std of the site dV in the sampling region: the plain spread
+            "spread": float(abs(self.charge) * np.std(self.site_delta_v[self.sampled])),
             "sampling_radius": float(self.sampling_radius),
             "n_sampled": int(self.n_sampled),
             "charge": int(self.charge),

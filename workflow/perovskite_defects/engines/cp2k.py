@@ -183,12 +183,12 @@ def monkhorst_pack_points(mesh: Sequence[int]) -> list[tuple[tuple[float, float,
     axes = [[(2 * i - n - 1) / (2 * n) for i in range(1, n + 1)] for n in mesh]
     kept: dict[tuple[float, float, float], float] = {}
     for k in ((a, b, c) for a in axes[0] for b in axes[1] for c in axes[2]):
-        minus = tuple(_wrap(-x) for x in k)
-        key = tuple(_wrap(x) for x in k)
+        minus = (_wrap(-k[0]), _wrap(-k[1]), _wrap(-k[2]))
+        key = (_wrap(k[0]), _wrap(k[1]), _wrap(k[2]))
         if minus in kept:
             kept[minus] += 1.0
         else:
-            kept[key] = kept.get(key, 0.0) + 1.0  # type: ignore[index]
+            kept[key] = kept.get(key, 0.0) + 1.0
     return [(k, w) for k, w in kept.items()]
 
 
@@ -464,6 +464,9 @@ def command(run_dir: str | Path, nprocs: int, executable: str, mpi_launcher: str
         launcher.append("--allow-run-as-root")
     if os.path.basename(launcher[0]) in ("mpirun", "mpiexec"):
         launcher += ["-np", str(nprocs)]
+    elif os.path.basename(launcher[0]) == "srun":
+        # Explicit: Snakemake's SLURM job step clears SLURM_NTASKS, and srun would start 1.
+        launcher += ["-n", str(nprocs)]
     return launcher + base
 
 
@@ -519,10 +522,12 @@ def parse(run_dir: str | Path) -> CalcRecord:
     if not out_path.is_file():
         raise EngineError(f"{out_path}: CP2K output file is missing")
     text = out_path.read_text(errors="replace")
+    if not text.strip():
+        raise EngineError(f"{out_path}: CP2K output file is empty")
+    if "CP2K|" not in text:
+        raise EngineError(f"{out_path}: not a CP2K output file (no 'CP2K|' header lines)")
     if "PROGRAM ENDED AT" not in text:
         raise EngineError(f"{out_path}: CP2K output is truncated (no 'PROGRAM ENDED AT' line)")
-    if "CP2K|" not in text:
-        raise EngineError(f"{out_path}: not a CP2K output file")
     energies = _ENERGY_RE.findall(text)
     if not energies:
         raise EngineError(f"{out_path}: no final total energy found")

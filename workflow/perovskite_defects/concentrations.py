@@ -1,0 +1,236 @@
+"""Fermi level, carrier densities and defect concentrations of a study (config
+``concentrations``), from :mod:`perovskite_defects.fermi`.
+
+What goes in, per defect and charge state:
+
+- formation energy at E_F = VBM at the chemical-potential limit (corrections included);
+- site density = multiplicity (equivalent sites per primitive cell, from the defect
+  generator) x cells in the supercell / supercell volume;
+- degeneracy g = g_spin x g_orientation: g_spin = 2 for an odd electron count of the defect
+  cell (one unpaired electron, S = 1/2), 1 for an even count (closed shell, the state our
+  engine computes for even counts); g_orientation from config (default 1).
+
+Carriers: ``dos`` builds the host DOS from the bulk supercell's eigenvalues (k-points of
+non-zero weight); ``effective_mass`` uses parabolic bands with the configured masses;
+``auto`` takes ``dos`` only when the weighted k-points reach the band edges (within 0.05 eV),
+since a mesh that misses the edge point (e.g. the default shifted 2x2x2 mesh, which misses
+R where CsPbI3's gap is) would underestimate n and p by exp(-miss / k_B T).
+When band edges come from an external run, the DOS is scissor-shifted onto its edges.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .fermi import (
+    BandModel,
+    DefectSpecies,
+    EffectiveMassBands,
+    FermiSolution,
+    QuenchedSolution,
+    dos_bands_from_eigenvalues,
+    solve_fermi_level,
+    solve_quenched,
+)
+from .thermo import DefectChargeEntry, charge_lines
+
+log = logging.getLogger("perovskite_defects")
+
+#: Largest distance (eV) between the weighted k-points' edges and the band edges for "auto"
+#: to use the eigenvalue DOS.
+EDGE_MATCH_EV = 0.05
+
+
+@dataclass(frozen=True)
+class DefectSite:
+    """What concentrations need about one defect beyond its energies."""
+
+    name: str
+    site_density: float  # cm^-3
+    spin_degeneracy: Mapping[int, float]  # charge -> 2S + 1
+    orientational_degeneracy: float = 1.0
+
+
+def spin_degeneracy(n_electrons: float | None) -> float:
+    """2 for an odd electron count (one unpaired electron), 1 for even; 1 if unknown."""
+    if n_electrons is None:
+        return 1.0
+    return 2.0 if int(round(n_electrons)) % 2 else 1.0
+
+
+def site_density(multiplicity: float, n_cells: int, supercell_volume: float) -> float:
+    """Defect sites per cm^3 from sites per primitive cell and the supercell (Å^3)."""
+    return multiplicity * n_cells / (supercell_volume * 1e-24)
+
+
+def band_model(
+    settings: Mapping[str, Any],
+    bulk_dir: str | Path,
+    supercell_volume: float,
+    bulk_edges: tuple[float, float],
+    edges: tuple[float, float],
+) -> tuple[BandModel, str]:
+    """The host's carrier model and a one-line description of it.
+
+    Args:
+        settings: config ``concentrations``.
+        bulk_dir: bulk supercell folder (its eigenvalues are read for ``dos``).
+        supercell_volume: Å^3.
+        bulk_edges: VBM, CBM of the bulk supercell record (eV).
+        edges: VBM, CBM used by the study (eV; differ from bulk_edges for external edges).
+    """
+    choice = settings["carriers"]
+    gap = edges[1] - edges[0]
+    if choice in ("auto", "dos"):
+        from .eigenvalues import read_eigenvalues
+
+        eig = read_eigenvalues(bulk_dir)
+        w_vbm, w_cbm = eig.weighted_edges()
+        miss = max(abs(w_vbm - bulk_edges[0]), abs(w_cbm - bulk_edges[1]))
+        if eig.complete and miss <= EDGE_MATCH_EV:
+            energies = np.where(
+                eig.occupied, eig.energies + (edges[0] - w_vbm), eig.energies + (edges[1] - w_cbm)
+            )
+            keep = eig.weights > 0.0
+            bands = dos_bands_from_eigenvalues(
+                energies[:, keep, :],
+                eig.weights[keep],
+                edges[0],
+                edges[1],
+                supercell_volume,
+                settings["dos_broadening"],
+                spin_degeneracy=eig.spin_degeneracy,
+            )
+            return bands, (
+                f"carriers from the bulk DOS ({int(keep.sum())} k-points, Gaussian "
+                f"{settings['dos_broadening']} eV)"
+            )
+        reason = (
+            f"the weighted k-points of the bulk miss the band edges by {miss:.3f} eV "
+            f"(> {EDGE_MATCH_EV} eV)"
+            if eig.complete
+            else "the bulk output printed the eigenvalues of only some of its k-points"
+        )
+        if choice == "dos":
+            raise ValueError(f"config key 'concentrations.carriers' is dos, but {reason}")
+        log.info("carriers from effective masses: %s", reason)
+    m_e, m_h = settings["electron_mass"], settings["hole_mass"]
+    return EffectiveMassBands(gap, m_e, m_h), (
+        f"carriers from parabolic bands, m_e = {m_e}, m_h = {m_h} (config)"
+    )
+
+
+def defect_species(
+    entries: Sequence[DefectChargeEntry], sites: Mapping[str, DefectSite], limit: str
+) -> list[DefectSpecies]:
+    """DefectSpecies at one limit for every defect with usable (converged) energies."""
+    species = []
+    for name, site in sites.items():
+        lines = charge_lines(entries, name, limit)
+        if not lines:
+            log.warning("%s: no converged charge state at %s; left out of neutrality", name, limit)
+            continue
+        g = {q: site.spin_degeneracy.get(q, 1.0) * site.orientational_degeneracy for q in lines}
+        species.append(
+            DefectSpecies.from_formation_energies(
+                name, lines, degeneracies=g, site_density=site.site_density
+            )
+        )
+    return species
+
+
+@dataclass
+class LimitResult:
+    """Neutral state at one chemical-potential limit."""
+
+    limit: str
+    solution: FermiSolution | QuenchedSolution
+
+    @property
+    def room(self) -> FermiSolution:
+        sol = self.solution
+        return sol.room if isinstance(sol, QuenchedSolution) else sol
+
+
+def solve_limits(
+    settings: Mapping[str, Any],
+    entries: Sequence[DefectChargeEntry],
+    sites: Mapping[str, DefectSite],
+    limits: Sequence[str],
+    bands: BandModel,
+) -> list[LimitResult]:
+    """Charge neutrality at each requested limit (equilibrium, or synthesis + quench)."""
+    wanted = list(settings["limits"]) or list(limits)
+    unknown = [lim for lim in wanted if lim not in limits]
+    if unknown:
+        raise ValueError(
+            f"config key 'concentrations.limits': {unknown} not among the limits {list(limits)}"
+        )
+    results = []
+    for limit in wanted:
+        species = defect_species(entries, sites, limit)
+        t = settings["temperature"]
+        t_syn = settings["synthesis_temperature"]
+        if t_syn is None:
+            sol: FermiSolution | QuenchedSolution = solve_fermi_level(species, bands, t)
+        else:
+            sol = solve_quenched(species, bands, t_syn, t)
+        results.append(LimitResult(limit, sol))
+    return results
+
+
+FERMI_COLUMNS = (
+    "limit",
+    "temperature (K)",
+    "Fermi level above VBM (eV)",
+    "n (cm^-3)",
+    "p (cm^-3)",
+    "synthesis temperature (K)",
+    "synthesis Fermi level (eV)",
+)
+
+
+def fermi_rows(results: Sequence[LimitResult]) -> list[dict[str, Any]]:
+    rows = []
+    for res in results:
+        room = res.room
+        sol = res.solution
+        hot = sol.synthesis if isinstance(sol, QuenchedSolution) else None
+        values = (
+            res.limit,
+            room.temperature,
+            room.fermi_level,
+            room.electrons,
+            room.holes,
+            hot.temperature if hot else None,
+            hot.fermi_level if hot else None,
+        )
+        rows.append(dict(zip(FERMI_COLUMNS, values, strict=True)))
+    return rows
+
+
+def concentration_rows(results: Sequence[LimitResult]) -> list[dict[str, Any]]:
+    """limit, defect, charge, concentration (cm^-3), total of the defect (cm^-3)."""
+    rows = []
+    for res in results:
+        room = res.room
+        for name, by_q in room.concentrations.items():
+            total = math.fsum(by_q.values())
+            for q in sorted(by_q, reverse=True):
+                rows.append(
+                    {
+                        "limit": res.limit,
+                        "defect": name,
+                        "charge": q,
+                        "concentration (cm^-3)": by_q[q],
+                        "defect total (cm^-3)": total,
+                    }
+                )
+    return rows

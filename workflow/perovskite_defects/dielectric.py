@@ -1,0 +1,117 @@
+"""The dielectric tensor of a study, from config key ``dielectric``.
+
+Accepted forms for ``value``, ``electronic`` and ``ionic``: a scalar (isotropic), three
+diagonal values, or a 3x3 symmetric positive-definite tensor (Cartesian axes, same frame as
+the structures). The correction needs the static total, electronic + ionic:
+
+- ``value`` given: it is the total; if ``electronic`` and ``ionic`` are given too, their sum
+  must equal it (a config that contradicts itself is an error, not a guess).
+- only ``electronic`` and ``ionic``: the total is their sum.
+- nothing: the default total, :data:`DEFAULT_TOTAL`.
+
+Only one of the two parts without ``value`` cannot make a total and is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+#: Total (static) dielectric constant used when config gives neither value nor parts.
+DEFAULT_TOTAL = 10.0
+
+
+class DielectricError(ValueError):
+    """Config key ``dielectric`` is inconsistent; the message names the key."""
+
+
+def as_tensor(value: Any, key: str = "dielectric.value") -> np.ndarray:
+    """3x3 symmetric positive-definite tensor from a scalar, 3 values or a 3x3 array."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise DielectricError(f"config key '{key}': {value!r} is not a number or tensor") from None
+    if arr.shape == ():
+        tensor = float(arr) * np.eye(3)
+    elif arr.shape == (3,):
+        tensor = np.diag(arr)
+    elif arr.shape == (3, 3):
+        tensor = arr
+    else:
+        raise DielectricError(
+            f"config key '{key}': give a scalar, 3 diagonal values or a 3x3 tensor, "
+            f"got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(tensor)):
+        raise DielectricError(f"config key '{key}': values must be finite")
+    if not np.allclose(tensor, tensor.T, rtol=1e-6, atol=1e-8):
+        raise DielectricError(f"config key '{key}': tensor is not symmetric: {tensor.tolist()}")
+    if np.linalg.eigvalsh(tensor).min() <= 0.0:
+        raise DielectricError(f"config key '{key}': tensor must be positive definite")
+    return tensor
+
+
+def total_tensor(dielectric: Mapping[str, Any]) -> np.ndarray:
+    """The static (electronic + ionic) tensor the corrections use, from config ``dielectric``."""
+    value = dielectric.get("value")
+    electronic = dielectric.get("electronic")
+    ionic = dielectric.get("ionic")
+    parts = None
+    if electronic is not None and ionic is not None:
+        e_t = as_tensor(electronic, "dielectric.electronic")
+        i_t = ionic_tensor = np.asarray(ionic, dtype=float)
+        # the ionic part may be zero or small (it is not itself a dielectric constant), so
+        # only the sum has to be positive definite
+        if ionic_tensor.shape == ():
+            i_t = float(ionic_tensor) * np.eye(3)
+        elif ionic_tensor.shape == (3,):
+            i_t = np.diag(ionic_tensor)
+        elif ionic_tensor.shape != (3, 3):
+            raise DielectricError(
+                f"config key 'dielectric.ionic': give a scalar, 3 diagonal values or a 3x3 "
+                f"tensor, got shape {ionic_tensor.shape}"
+            )
+        parts = as_tensor(e_t + i_t, "dielectric.electronic + dielectric.ionic")
+    elif (electronic is None) != (ionic is None) and value is None:
+        given = "electronic" if electronic is not None else "ionic"
+        raise DielectricError(
+            f"config key 'dielectric.{given}': the total needs both 'electronic' and 'ionic' "
+            "(or 'value')"
+        )
+    if value is None:
+        return parts if parts is not None else DEFAULT_TOTAL * np.eye(3)
+    total = as_tensor(value, "dielectric.value")
+    if np.linalg.eigvalsh(total).min() <= 1.0:
+        raise DielectricError(
+            "config key 'dielectric.value': a static dielectric constant must exceed 1 "
+            f"(vacuum), got {value!r}"
+        )
+    if parts is not None and not np.allclose(total, parts, rtol=1e-6, atol=1e-6):
+        raise DielectricError(
+            f"config key 'dielectric.value': {np.round(total, 6).tolist()} differs from "
+            f"electronic + ionic = {np.round(parts, 6).tolist()}"
+        )
+    return total
+
+
+def correction_argument(tensor: np.ndarray) -> float | np.ndarray:
+    """A scalar for an isotropic tensor (same numbers, simpler provenance), else the tensor."""
+    if np.allclose(tensor, tensor[0, 0] * np.eye(3), rtol=1e-12, atol=0.0):
+        return float(tensor[0, 0])
+    return tensor
+
+
+def describe(dielectric: Mapping[str, Any]) -> str:
+    """Short text for table notes, e.g. '10.0' or 'diag(5, 5, 7.5)'."""
+    tensor = total_tensor(dielectric)
+    if np.allclose(tensor, tensor[0, 0] * np.eye(3), rtol=1e-12, atol=0.0):
+        text = f"{tensor[0, 0]:g}"
+    elif np.allclose(tensor, np.diag(np.diag(tensor)), atol=1e-12):
+        text = "diag(" + ", ".join(f"{v:g}" for v in np.diag(tensor)) + ")"
+    else:
+        text = str(np.round(tensor, 4).tolist())
+    if dielectric.get("electronic") is not None and dielectric.get("ionic") is not None:
+        text += f" (electronic {dielectric['electronic']}, ionic {dielectric['ionic']})"
+    return text

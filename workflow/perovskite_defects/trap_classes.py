@@ -1,0 +1,225 @@
+"""Deep or shallow: classes of charge-transition levels and the character of defect states.
+
+Level classes (config ``trap_levels.shallow_threshold``, default 0.1 eV ~ 4 k_B T at 300 K):
+
+- ``resonant``: the level lies outside the gap (in a band): that charge change never traps.
+- ``shallow``: within the threshold of its nearest band edge: thermally ionised, a dopant
+  level rather than a recombination centre.
+- ``deep``: further inside the gap: a candidate non-radiative recombination centre.
+
+Defect states (pydefect's band-edge-state analysis is the model; this is a smaller version
+from eigenvalues and occupations only, since CP2K gives no orbital projections here). The
+defect cell's eigenvalues are aligned to the bulk by the shift of the electrostatic
+potential far from the defect (mean over the atoms outside the sphere inscribed in the
+cell), then compared with the bulk band edges (over all bulk k-points, so a mesh that
+misses the edge point of the defect cell cannot fake an in-gap state):
+
+- ``localized``: a state inside the bulk gap, more than ``tolerance`` from both edges. A
+  host band state cannot sit there in a dilute supercell, so it is a defect (trap) state.
+- ``donor PHS``: no such state, but electrons in states at or above the bulk CBM: the
+  defect gave its electrons to a delocalised, perturbed conduction band: a perturbed-host
+  state (shallow donor), as pydefect calls it.
+- ``acceptor PHS``: holes in states at or below the bulk VBM: a shallow acceptor.
+- ``no in-gap state``: the defect cell's edges are the host's.
+
+Unlike pydefect we have no participation ratio or orbital similarity, so a localized state
+that happens to lie inside a band is not detected; the in-gap test is the conservative part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .eigenvalues import Eigenvalues
+    from .engines.base import PotentialGrid
+    from .thermo import TransitionLevel
+
+SHALLOW, DEEP, RESONANT = "shallow", "deep", "resonant"
+LOCALIZED, DONOR_PHS, ACCEPTOR_PHS, NO_STATE = (
+    "localized",
+    "donor PHS",
+    "acceptor PHS",
+    "no in-gap state",
+)
+
+
+@dataclass(frozen=True)
+class LevelClass:
+    """Where a transition level sits in the gap.
+
+    Attributes:
+        depth: distance to the nearest band edge (eV; negative outside the gap).
+        nearest_edge: "VBM" or "CBM".
+        in_gap: 0 <= level <= gap.
+        trap_class: shallow, deep or resonant.
+    """
+
+    depth: float
+    nearest_edge: str
+    in_gap: bool
+    trap_class: str
+
+
+def classify_level(level: float, gap: float, shallow_threshold: float) -> LevelClass:
+    """Depth from the nearest band edge and class of one level (eV above the VBM)."""
+    if not gap > 0.0:
+        raise ValueError(f"band gap must be positive, got {gap}")
+    if shallow_threshold < 0.0:
+        raise ValueError(f"shallow_threshold must be >= 0, got {shallow_threshold}")
+    to_vbm, to_cbm = level, gap - level
+    edge, depth = ("VBM", to_vbm) if to_vbm <= to_cbm else ("CBM", to_cbm)
+    in_gap = 0.0 <= level <= gap
+    if not in_gap:
+        cls = RESONANT
+    elif depth <= shallow_threshold:
+        cls = SHALLOW
+    else:
+        cls = DEEP
+    return LevelClass(float(depth), edge, in_gap, cls)
+
+
+# --- defect-state character ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefectStates:
+    """Character of the states of one defect cell near the gap (energies aligned, eV).
+
+    Attributes:
+        character: localized, donor PHS, acceptor PHS or no in-gap state.
+        in_gap_states: aligned energies of the states inside the bulk gap (all k-points and
+            spins, one entry per state), with their occupations.
+        potential_shift: electron potential energy shift far from the defect (defect - bulk)
+            removed from the defect eigenvalues (eV).
+        bulk_vbm, bulk_cbm: bulk edges at the compared k-points (eV).
+    """
+
+    character: str
+    in_gap_states: list[tuple[float, float]]
+    potential_shift: float
+    bulk_vbm: float
+    bulk_cbm: float
+
+    @property
+    def deepest_state_depth(self) -> float | None:
+        """Distance (eV) of the in-gap state farthest from both bulk edges, if any."""
+        if not self.in_gap_states:
+            return None
+        return max(min(e - self.bulk_vbm, self.bulk_cbm - e) for e, _ in self.in_gap_states)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"deepest_state_depth": self.deepest_state_depth}
+
+
+def far_potential_shift(
+    bulk_grid: PotentialGrid,
+    defect_grid: PotentialGrid,
+    defect_structure: Any,
+    defect_frac: np.ndarray | list[float],
+    radius: float = 1.0,
+) -> float:
+    """Mean (V_defect - V_bulk) (electron potential energy, eV) at the atoms of the defect cell
+    beyond the sphere inscribed in the cell around the defect, in spheres of ``radius`` Å."""
+    from .corrections.kumagai import inscribed_sphere_radius
+    from .engines.potentials import site_potentials
+
+    lattice = np.asarray(defect_structure.lattice.matrix)
+    frac = np.asarray(defect_structure.frac_coords)
+    dist = np.asarray(defect_structure.lattice.get_all_distances([defect_frac], frac))[0]
+    far = dist > inscribed_sphere_radius(lattice)
+    if far.sum() < 1:
+        raise ValueError("no atom lies far from the defect: supercell too small")
+    diff = site_potentials(defect_grid, frac[far], radius) - site_potentials(
+        bulk_grid, frac[far], radius
+    )
+    return float(np.mean(diff))
+
+
+def defect_state_character(
+    bulk: Eigenvalues,
+    defect: Eigenvalues,
+    potential_shift: float,
+    tolerance: float = 0.1,
+) -> DefectStates:
+    """Classify the states of a defect cell near the gap (see the module docstring).
+
+    Args:
+        bulk, defect: eigenvalues of the bulk and defect supercells (same cell, same mesh).
+        potential_shift: far-field electron potential energy shift, defect - bulk (eV).
+        tolerance: margin (eV) inside the bulk gap before a state counts as in-gap: a
+            band state perturbed by the defect's potential in a small cell moves by up to
+            ~0.1 eV (the workflow passes ``trap_levels.shallow_threshold``).
+    """
+    # The bulk edges over ALL its k-points (zero-weight ones too): a host band state of the
+    # defect cell can never lie inside that gap, at whatever k-points the defect cell has.
+    vbm = float(bulk.energies[bulk.occupied].max())
+    cbm = float(bulk.energies[~bulk.occupied].min())
+    e = defect.energies - potential_shift
+    fill = defect.occupations / defect.spin_degeneracy  # 0..1 per state
+    in_gap = (e > vbm + tolerance) & (e < cbm - tolerance)
+    pairs = zip(e[in_gap], fill[in_gap], strict=True)
+    states = sorted((round(float(x), 4), round(float(f), 4)) for x, f in pairs)
+    if in_gap.any():
+        character = LOCALIZED
+    elif np.any((e >= cbm - tolerance) & (fill > 0.1)):  # electrons in the conduction band
+        character = DONOR_PHS
+    elif np.any((e <= vbm + tolerance) & (fill < 0.9)):  # holes in the valence band
+        character = ACCEPTOR_PHS
+    else:
+        character = NO_STATE
+    return DefectStates(character, states, float(potential_shift), vbm, cbm)
+
+
+# --- table columns ----------------------------------------------------------------------------
+
+NEAREST_EDGE = "nearest edge"
+EDGE_DEPTH = "depth from nearest edge (eV)"
+IN_GAP = "in gap"
+TRAP_CLASS = "class"
+STATES_Q = "states of q"
+STATES_QP = "states of q'"
+
+
+def transition_level_rows(
+    levels: Mapping[str, Sequence[TransitionLevel] | None],
+    gap: float,
+    shallow_threshold: float,
+    states: Mapping[tuple[str, int], DefectStates] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of :func:`~perovskite_defects.tables.transition_level_table` with the columns
+    nearest edge, depth from it, in gap, class, and the defect-state character of both
+    charge states (empty where the eigenvalues were not analysed)."""
+    from .tables import transition_level_table
+    from .thermo import format_charge
+
+    states = states or {}
+    rows = transition_level_table(levels)
+    flat = [lev for defect_levels in levels.values() for lev in (defect_levels or [])]
+    it = iter(flat)
+    for row in rows:
+        if row["level above VBM (eV)"] is None:
+            row.update({NEAREST_EDGE: None, EDGE_DEPTH: None, IN_GAP: None, TRAP_CLASS: None})
+            # no level: still say what each computed charge state's states are
+            chars = sorted(
+                ((q, st.character) for (n, q), st in states.items() if n == row["defect"]),
+                reverse=True,
+            )
+            text = "; ".join(f"{format_charge(q)}: {c}" for q, c in chars)
+            row.update({STATES_Q: text or None, STATES_QP: None})
+            continue
+        lev = next(it)
+        cls = classify_level(lev.level, gap, shallow_threshold)
+        row[NEAREST_EDGE] = cls.nearest_edge
+        row[EDGE_DEPTH] = cls.depth
+        row[IN_GAP] = cls.in_gap
+        row[TRAP_CLASS] = cls.trap_class
+        name = row["defect"]
+        for key, q in ((STATES_Q, lev.q), (STATES_QP, lev.q_prime)):
+            found = states.get((name, q))
+            row[key] = found.character if found is not None else None
+    return rows

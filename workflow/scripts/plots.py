@@ -1,0 +1,8 @@
+from pathlib import Path
+
+from perovskite_defects.plots import study_plots
+from perovskite_defects.scripting import rule_context
+
+with rule_context(snakemake):  # noqa: F821 (snakemake is injected)
+    out_dir = Path(snakemake.output.traps[0]).parent  # noqa: F821
+    study_plots(list(snakemake.input.levels), out_dir)  # noqa: F821
