@@ -122,3 +122,20 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
         assert _csv(tables / f"{name}.csv")
         assert (tables / f"{name}.md").read_text().startswith("#")
     assert (tables / "provenance.json").is_file()
+    # Fermi level and concentrations of both hosts, and a diagram per host and limit.
+    fermi = _csv(tables / "fermi_level.csv")
+    assert {(r["host"], r["limit"]) for r in fermi} == {
+        (h, lim) for h in HOSTS for lim in ("I-rich", "I-poor")
+    }
+    assert all(math.isfinite(float(r["Fermi level above VBM (eV)"])) for r in fermi)
+    conc = _csv(tables / "concentrations.csv")
+    assert {r["site class"] for r in conc if r["host"] == "CsSn0.5Pb0.5I3"} == {
+        "Pb2",
+        "PbSn",
+        "Sn2",
+    }
+    assert all(float(r["concentration (cm^-3)"]) >= 0 for r in conc)
+    for host in HOSTS:
+        for limit in ("I-rich", "I-poor"):
+            png = results / "plots" / f"formation_energy_{host}_{limit}.png"
+            assert png.stat().st_size > 1000

@@ -447,30 +447,30 @@ def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[st
             )
     positions, labels = [], []
     for t in chosen:
-        for frac in _images(types[t], host.metadata["supercell"]):
-            d = structure.lattice.get_all_distances([frac], structure.frac_coords)[0]
+        for image in _images(types[t], host.metadata["supercell"]):
+            d = structure.lattice.get_all_distances([image], structure.frac_coords)[0]
             if d.min() < min_distance:
                 continue  # too close to an atom (e.g. an H of FA/MA): not a site here
-            positions.append(frac)
+            positions.append(image)
             labels.append(t)
     if not positions:
         raise ValueError(
             f"{name}: every interstitial candidate is within {min_distance} Å of an atom"
         )
     probe = structure.copy()
-    for frac in positions:
-        probe.append("He", frac)
+    for position in positions:
+        probe.append("He", position)
     orbit_ids = _orbits(probe)[len(structure) :]
-    for frac, t, orbit in zip(positions, labels, orbit_ids, strict=True):
-        env = environment_class(structure, frac, "i", mixed_b, mixed_x)
+    for position, t, orbit in zip(positions, labels, orbit_ids, strict=True):
+        env = environment_class(structure, position, "i", mixed_b, mixed_x)
         cls = f"i{t}{env}" if (req.all_sites or env) else ""
         out.append(
             {
                 "class": cls,
                 "orbit": int(orbit),
-                "frac": np.asarray(frac),
+                "frac": np.asarray(position),
                 "remove": [],
-                "add": [(species, list(map(float, frac)))],
+                "add": [(species, list(map(float, position)))],
             }
         )
     return out

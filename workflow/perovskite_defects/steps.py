@@ -649,7 +649,7 @@ def aggregate_tables(
     from .aggregate import aggregate
 
     results_dir = Path(results_dir)
-    hosts = []
+    hosts: list[dict[str, Any]] = []
     for name in host_names:
         meta = json.loads((results_dir / name / "structures" / "host.json").read_text())
         achieved = meta["metadata"]["composition_achieved"]
