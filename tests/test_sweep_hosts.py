@@ -176,3 +176,26 @@ def test_manifest_round_trip(tmp_path) -> None:
     assert read_manifest(tmp_path) == entries
     v_ma = next(e for e in entries if e.defect == "V_MA")
     assert len(v_ma.remove) == 8 and v_ma.atoms_added == {"C": -1, "N": -1, "H": -6}
+
+
+def test_plots_keep_the_whole_name_of_an_alloy_host(tmp_path) -> None:
+    # Host names hold dots (CsSn0.5Pb0.5I3): the file suffix must not eat part of them.
+    import json
+
+    from perovskite_defects.plots import study_plots
+
+    levels = tmp_path / "levels.json"
+    data = {
+        "host": "CsSn0.5Pb0.5I3",
+        "gap": 1.2,
+        "vbm": 0.0,
+        "lines": {"I-rich": {"V_I-PbSn": {"1": 0.2, "0": 1.3}}},
+        "levels": {"V_I-PbSn": [{"q": 1, "q_prime": 0, "level": 1.1}]},
+        "fermi_levels": {"I-rich": 0.6},
+        "classes": {},
+    }
+    levels.write_text(json.dumps(data))
+    paths = study_plots([levels], tmp_path / "plots")
+    names = {p.name for p in paths}
+    assert "formation_energy_CsSn0.5Pb0.5I3_I-rich.png" in names
+    assert all(p.stat().st_size > 1000 for p in paths)

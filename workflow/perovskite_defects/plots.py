@@ -32,7 +32,8 @@ def _pyplot():
 
 def _save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    # appended, not with_suffix: host names hold dots (CsSn0.5Pb0.5I3)
+    paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"]
     fig.savefig(paths[0], dpi=200, bbox_inches="tight")
     # fixed hash salt and no date: the SVG is byte-identical on every run
     fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
