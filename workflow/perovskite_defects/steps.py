@@ -286,11 +286,15 @@ def run_calculation(
 # --------------------------------------------------------------------------- analysis
 
 
-def host_phases(config: Mapping[str, Any], name: str) -> list[str]:
-    """Competing phases that bear on a host: those made of its elements and its dopants."""
+def host_phases(config: Mapping[str, Any], name: str, plan: Any = None) -> list[str]:
+    """Competing phases that bear on a host: those made of its elements and its dopants.
+
+    ``plan`` (the host's study.HostPlan) spares planning the whole study again, which
+    the workflow would otherwise do once per host while building the DAG.
+    """
     from .study import check_defects
 
-    plan = host_plan(config, name)
+    plan = plan or host_plan(config, name)
     allowed = plan.elements | check_defects(config, [plan])
     return [p for p in config["competing_phases"] if cfg._element_set(p) <= allowed]
 

@@ -22,7 +22,9 @@ rule chemical_potentials:
         phases=lambda wildcards: expand(
             "results/{study}/phases/{phase}/record.json",
             study=wildcards.study,
-            phase=pd_steps.host_phases(CONFIG, wildcards.host),
+            phase=pd_steps.host_phases(
+                CONFIG, wildcards.host, HOST_PLANS[wildcards.host]
+            ),
         ),
     output:
         "results/{study}/{host}/chemical_potentials.json",
