@@ -11,9 +11,9 @@ seconds as well as the wall time):
    defect sets of all 54 hosts, pure Python) run once, timed.
 3. ``snakemake -n`` again, now with every manifest in place: the full DAG with every
    defect job, timed three times.
-4. V_X in CsSn0.5Pb0.5I3 (2x2x2 SQS, 24 halide sites): the DFT jobs with site-class
-   grouping (the default 2 representatives per class) against one job per halide site
-   and against one per spglib-distinct halide site.
+4. V_X in CsSn0.5Pb0.5I3 SQS (2x2x2, 4x2x2 and 4x4x2 supercells: 24, 48, 96 halide
+   sites): the DFT jobs with site-class grouping (the default 2 representatives per
+   class) against one job per halide site and against one per spglib-distinct site.
 
 Results go to ``bench/results/sweep_dag.json`` and are summarised in ``bench/README.md``.
 """
@@ -83,7 +83,7 @@ def _dry_runs(workdir: Path, repeats: int = 3) -> dict:
     }
 
 
-def vacancy_jobs() -> dict:
+def vacancy_jobs(multiples: list[int]) -> dict:
     """V_X structures of a 50 % Sn SQS: site classes against one per (distinct) site."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -93,7 +93,7 @@ def vacancy_jobs() -> dict:
 
     comp = parse_composition({"A": "Cs", "X": "I", "x": 0.5}, "host")
     a = comp.literature_lattice()
-    choice = choose_supercell(comp, [a] * 3, [2, 2, 2], 12.0, 1000, 0.02, "host")
+    choice = choose_supercell(comp, [a] * 3, multiples, 12.0, 1000, 0.02, "host")
     host = build_host(comp, a, choice.multiples, choice.counts, seed=0)
     entries, _ = build_defect_set(host, [DefectRequest("V_X")], representatives=2)
     s = host.structure
@@ -106,6 +106,7 @@ def vacancy_jobs() -> dict:
     n_q = len(default_charges("V_I"))
     return {
         "host": host.name,
+        "supercell": multiples,
         "sqs": host.metadata.get("sqs"),
         "halide_sites": len(halides),
         "spglib_distinct_halide_sites": distinct,
@@ -133,7 +134,7 @@ def main() -> None:
         wall, cpu, _ = _run(workdir, *targets)
         result["checkpoint_jobs"] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
         result["full_dry_run"] = _dry_runs(workdir)
-    result["vacancy_jobs_50pct_sqs"] = vacancy_jobs()
+    result["vacancy_jobs_50pct_sqs"] = [vacancy_jobs(m) for m in ([2, 2, 2], [4, 2, 2], [4, 4, 2])]
     result["load_average_end"] = os.getloadavg()
     out = ROOT / "bench" / "results" / "sweep_dag.json"
     out.parent.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 As cheap as the physics allows: a [2, 1, 1] supercell (10 atoms, two B sites: the
 smallest that holds x = 0.5), one defect type (V_I) in two charge states, 150 Ry, a
-10 Å k-point length. About 20 DFT jobs of at most 12 atoms.
+10 Å k-point length: 18 DFT jobs of at most 12 atoms.
 """
 
 from __future__ import annotations
