@@ -31,6 +31,7 @@ class Eigenvalues:
         occupations: electrons per state as printed (0..2 restricted, 0..1 per spin channel).
         weights: k-point weights, shape (n_kpoints,), normalised to sum to 1 (zero-weight
             points, e.g. CP2K's band-edge Gamma point, keep weight 0).
+        n_listed: k-points the run used (CP2K's list; 0 when the output gives none).
         spin_degeneracy: electrons per listed state when full: 2 restricted, 1 spin-polarised.
     """
 
@@ -40,11 +41,19 @@ class Eigenvalues:
     spin_degeneracy: float
     kpoints: np.ndarray | None = None  # (n_kpoints, 3) as the engine lists them, if known
     complete: bool = True  # False when the output printed only some of the run's k-points
+    n_listed: int = 0
 
     @property
     def occupied(self) -> np.ndarray:
         """True where a state holds more than half of a full occupation."""
         return self.occupations > 0.5 * self.spin_degeneracy
+
+    def edges(self) -> tuple[float | None, float | None]:
+        """VBM and CBM over every printed k-point, zero-weight ones included (eV)."""
+        occ = self.occupied
+        vbm = float(self.energies[occ].max()) if occ.any() else None
+        cbm = float(self.energies[~occ].min()) if (~occ).any() else None
+        return vbm, cbm
 
     def weighted_edges(self) -> tuple[float, float]:
         """VBM and CBM over the k-points of non-zero weight only (eV)."""
@@ -69,7 +78,15 @@ def read_cp2k_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     path = Path(run_dir) / OUTPUT_NAME
     if not path.is_file():
         raise EngineError(f"{path}: CP2K output file is missing")
-    lines = path.read_text(errors="replace").splitlines()
+    return parse_cp2k_eigenvalues(path.read_text(errors="replace"), str(path))
+
+
+def parse_cp2k_eigenvalues(text: str, path: str = "cp2k.out") -> Eigenvalues:
+    """Eigenvalues of the final SCF in the text of a CP2K output (``path`` names it in errors).
+
+    The one reader of CP2K's MO blocks: the engine parser takes its band edges from it too.
+    """
+    lines = text.splitlines()
     headers = [i for i, line in enumerate(lines) if _HEADER.search(line)]
     if not headers:
         raise EngineError(f"{path}: no MO eigenvalue blocks printed")
@@ -115,7 +132,13 @@ def read_cp2k_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     # so (band edges and a DOS need every k-point; the defect-state check does not).
     complete = not listed or len(listed) == len(kpoints)
     return Eigenvalues(
-        data[..., 0], data[..., 1], weights / weights.sum(), spin_degeneracy, coords, complete
+        data[..., 0],
+        data[..., 1],
+        weights / weights.sum(),
+        spin_degeneracy,
+        coords,
+        complete,
+        len(listed),
     )
 
 

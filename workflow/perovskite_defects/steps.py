@@ -277,8 +277,7 @@ def run_calculation(
     def run_once() -> CalcRecord:
         return engine.run(config, calc_dir, max(1, nprocs))
 
-    if engine.name == "cp2k":
-        # Resume and the SCF ladder edit CP2K inputs (recovery.py).
+    if engine.resumable:
         return recovery.finish(config, calc_dir, run_once, RECORD)
     return recovery.finish_without_recovery(config, calc_dir, run_once, RECORD)
 

@@ -184,6 +184,9 @@ class Engine(abc.ABC):
     """
 
     name: str = ""
+    # True when recovery.py can resume this engine's runs and climb the SCF ladder (it
+    # edits the engine's input files); other engines run once per attempt.
+    resumable: bool = False
 
     @abc.abstractmethod
     def settings(self, config: Mapping[str, Any]) -> Any:

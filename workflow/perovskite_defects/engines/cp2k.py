@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
 
 log = logging.getLogger(__name__)
@@ -509,10 +507,6 @@ def _tail(path: Path, n: int = 15) -> str:
 
 _ENERGY_RE = re.compile(r"ENERGY\| Total FORCE_EVAL \( QS \) energy \[a\.u\.\]:\s+(-?\d+\.\d+)")
 _VERSION_RE = re.compile(r"CP2K\| version string:\s+(.+)")
-_MO_HEADER_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS(.*)")
-_MO_KPOINT_RE = re.compile(r"MO\| EIGENVALUES AND OCCUPATION NUMBERS.*K POINT\s+(\d+)")
-_KPOINT_LIST_RE = re.compile(r"BRILLOUIN\| List of Kpoints \[2 Pi/Bohr\]\s+(\d+)")
-_MO_LINE_RE = re.compile(r"MO\|\s+\d+\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)\s+(\d+\.\d+)")
 
 
 def parse(run_dir: str | Path) -> CalcRecord:
@@ -587,56 +581,28 @@ def _input_charge(run_dir: Path) -> int:
     return 0
 
 
-def _kpoint_count(text: str) -> int:
-    """Number of k-points CP2K used (1 for Gamma-only runs, which print no list)."""
-    match = _KPOINT_LIST_RE.search(text)
-    return int(match.group(1)) if match else 1
-
-
 def _band_edges(text: str) -> tuple[float | None, float | None]:
-    """VBM and CBM (eV) from the last set of MO eigenvalue blocks.
+    """VBM and CBM (eV) from the last set of MO eigenvalue blocks, over every k-point.
 
     A state counts as occupied when its occupation exceeds half the maximum occupation
     (2 for restricted, 1 for unrestricted runs), so smearing tails do not shift the edges.
+    None when nothing was printed, or when CP2K printed only some of its k-points (the
+    first k-point group's): band edges from that subset would be silently wrong.
     """
-    lines = text.splitlines()
-    headers = [i for i, line in enumerate(lines) if _MO_HEADER_RE.search(line)]
-    if not headers:
-        return None, None
-    n_kpoints = _kpoint_count(text)
-    # The final print is the last consecutive run of blocks (one per spin and k-point).
-    last_group_start = headers[-1]
-    for i in reversed(headers[:-1]):
-        between = lines[i:last_group_start]
-        if any("SCF run" in line or "OPTIMIZATION STEP" in line for line in between):
-            break
-        last_group_start = i
-    eig: list[float] = []
-    occ: list[float] = []
-    for line in lines[last_group_start:]:
-        match = _MO_LINE_RE.search(line)
-        if match:
-            eig.append(float(match.group(2)))
-            occ.append(float(match.group(3)))
-    if not eig:
-        return None, None
-    printed = {
-        int(m.group(1)) for line in lines[last_group_start:] if (m := _MO_KPOINT_RE.search(line))
-    }
-    if n_kpoints > 1 and len(printed) < n_kpoints:
-        # Band edges from a subset of the k-points would be silently wrong.
+    from ..eigenvalues import parse_cp2k_eigenvalues
+
+    try:
+        eigenvalues = parse_cp2k_eigenvalues(text)
+    except EngineError:
+        return None, None  # no (complete) MO blocks printed
+    if not eigenvalues.complete:
         log.warning(
             "eigenvalues printed for %d of %d k-points: no band edges taken from this run",
-            len(printed),
-            n_kpoints,
+            eigenvalues.energies.shape[1],
+            eigenvalues.n_listed,
         )
         return None, None
-    e, o = np.array(eig), np.array(occ)
-    full = 2.0 if o.max() > 1.0 + 1e-6 else 1.0
-    occupied = o > 0.5 * full
-    vbm = float(e[occupied].max()) if occupied.any() else None
-    cbm = float(e[~occupied].min()) if (~occupied).any() else None
-    return vbm, cbm
+    return eigenvalues.edges()
 
 
 def _final_structure(run_dir: Path, text: str):
@@ -678,6 +644,7 @@ class Cp2kEngine(Engine):
     """
 
     name = "cp2k"
+    resumable = True
 
     def settings(self, config: Mapping[str, Any]) -> Cp2kSettings:
         return Cp2kSettings.for_level(config["level"], config["cp2k"].get("settings"))
