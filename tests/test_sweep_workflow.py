@@ -10,16 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+from test_workflow import TINY, snakemake
 
 SWEEP = {
     "study": "sweep2",
@@ -29,14 +23,7 @@ SWEEP = {
     "site_classes": {"representatives": 1},
     "competing_phases": ["Cs", "Pb", "Sn", "I2", "CsI", "PbI2"],
     "resources": {"mpi_ranks": 1},
-    "cp2k": {
-        "settings": {
-            "cutoff_ry": 150,
-            "rel_cutoff_ry": 30,
-            "kpoint_length": 10.0,
-            "supercell_kpoints": "length",
-        }
-    },
+    "cp2k": TINY["cp2k"],
 }
 HOSTS = ("CsPbI3", "CsSn0.5Pb0.5I3")
 
@@ -46,18 +33,9 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    (workdir / "study.yaml").write_text(yaml.safe_dump(SWEEP))
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    env["PYTHONPATH"] = str(ROOT / "workflow")
-    cmd = ["nice", "-n", "19", SNAKEMAKE, "-s", str(ROOT / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--configfile", str(workdir / "study.yaml"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
-
-
 @pytest.mark.slow
 def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> None:
-    proc = _snakemake(tmp_path, "--cores", "2")
+    proc = snakemake(tmp_path, SWEEP, "--cores", "2", timeout=3600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = tmp_path / "results" / "sweep2"
 
