@@ -190,9 +190,10 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
     plan.write_text(json.dumps({"recordings": recordings}))
     targets = [f"results/{s}/CdTe/defects/V_Cd_q-2/correction.json" for s in PAIRS]
 
-    # Snakemake runs the run and correction rules; the inputs are the VASP writer's.
+    # Snakemake runs the run and defect-analysis (correction) rules; the inputs are the
+    # VASP writer's.
     # (--allowed-rules takes several values: it goes after the targets.)
-    only = ("--allowed-rules", "run_calculation", "correction")
+    only = ("--allowed-rules", "run_calculation", "defect_analysis")
     proc = snakemake(tmp_path, config, *targets, *only, env={REPLAY_ENV: str(plan)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     numbers = {}

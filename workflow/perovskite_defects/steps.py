@@ -446,6 +446,21 @@ def defect_states(
     return result
 
 
+def defect_analysis(
+    config: Mapping[str, Any],
+    bulk_dir: str | Path,
+    defect_dir: str | Path,
+    correction_json: str | Path,
+    states_json: str | Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both analyses of one converged defect run (one workflow job, see analysis.smk): its
+    finite-size correction and the character of its states near the gap."""
+    return (
+        correction(config, bulk_dir, defect_dir, correction_json),
+        defect_states(config, bulk_dir, defect_dir, states_json),
+    )
+
+
 def tables(
     config: Mapping[str, Any],
     bulk_record: str | Path,

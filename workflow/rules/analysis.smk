@@ -1,52 +1,35 @@
-# Finite-size corrections, formation energies and transition levels.
+# Finite-size corrections, defect states, formation energies and transition levels.
 
 
-rule correction:
+# One job per defect and charge state for both analyses of its converged run (the
+# finite-size correction and the character of its gap states): they read the same bulk
+# and defect records and potentials, and in a sweep a job less per charge state keeps the
+# dry run of ~8000 jobs fast (Snakemake's bookkeeping costs ~2 ms per job).
+rule defect_analysis:
     input:
         bulk="results/{study}/{host}/bulk/record.json",
         defect="results/{study}/{host}/defects/{defect}_q{charge}/record.json",
     output:
-        "results/{study}/{host}/defects/{defect}_q{charge}/correction.json",
+        correction="results/{study}/{host}/defects/{defect}_q{charge}/correction.json",
+        states="results/{study}/{host}/defects/{defect}_q{charge}/defect_states.json",
     log:
-        "logs/{study}/{host}/defects/{defect}_q{charge}/correction.log",
+        "logs/{study}/{host}/defects/{defect}_q{charge}/analysis.log",
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
         scheme=CONFIG["correction"],
         site_radius=CONFIG["site_radius"],
         dielectric=CONFIG["dielectric"],
-    script:
-        "../scripts/correction.py"
-
-
-rule defect_states:
-    input:
-        bulk="results/{study}/{host}/bulk/record.json",
-        defect="results/{study}/{host}/defects/{defect}_q{charge}/record.json",
-    output:
-        "results/{study}/{host}/defects/{defect}_q{charge}/defect_states.json",
-    log:
-        "logs/{study}/{host}/defects/{defect}_q{charge}/defect_states.log",
-    conda:
-        "../../envs/perovskite-defects.yaml"
-    params:
         trap_levels=CONFIG["trap_levels"],
-        site_radius=CONFIG["site_radius"],
     script:
-        "../scripts/defect_states.py"
+        "../scripts/defect_analysis.py"
 
 
 rule tables:
     input:
+        unpack(defect_table_inputs),
         bulk="results/{study}/{host}/bulk/record.json",
         chempots="results/{study}/{host}/chemical_potentials.json",
-        records=lambda wildcards: [f"{d}/record.json" for d in defect_dirs(wildcards)],
-        corrections=lambda wildcards: [
-            f"{d}/correction.json" for d in defect_dirs(wildcards)
-        ],
-        states=lambda wildcards: [
-            f"{d}/defect_states.json" for d in defect_dirs(wildcards)
-        ],
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",

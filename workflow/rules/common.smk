@@ -1,4 +1,5 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
+import functools
 import os
 import re
 import sys
@@ -48,11 +49,29 @@ TABLES = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def _manifest_jobs(manifest, mtime_ns):
+    """(defect, charge) of a manifest, read once per file version: the input and params
+    functions of a host's tables ask for them several times while the DAG is built."""
+    return tuple(manifest_jobs(Path(manifest).parent))
+
+
 def defect_dirs(wildcards):
     """Defect folders of a host, read from its manifest (after the checkpoint ran)."""
     manifest = checkpoints.defect_manifest.get(**wildcards).output.tsv
+    jobs = _manifest_jobs(manifest, os.stat(manifest).st_mtime_ns)
     folder = f"results/{wildcards.study}/{wildcards.host}/defects"
-    return [f"{folder}/{d}_q{q}" for d, q in manifest_jobs(Path(manifest).parent)]
+    return [f"{folder}/{d}_q{q}" for d, q in jobs]
+
+
+def defect_table_inputs(wildcards):
+    """Records, corrections and defect states of every defect of a host (its manifest)."""
+    dirs = defect_dirs(wildcards)
+    return {
+        "records": [f"{d}/record.json" for d in dirs],
+        "corrections": [f"{d}/correction.json" for d in dirs],
+        "states": [f"{d}/defect_states.json" for d in dirs],
+    }
 
 
 def end_member_records(wildcards):

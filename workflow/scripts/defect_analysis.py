@@ -1,9 +1,10 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import correction
+from perovskite_defects.steps import defect_analysis
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     bulk_dir = Path(snakemake.input.bulk).parent  # noqa: F821
     defect_dir = Path(snakemake.input.defect).parent  # noqa: F821
-    correction(config, bulk_dir, defect_dir, snakemake.output[0])  # noqa: F821
+    out = snakemake.output  # noqa: F821
+    defect_analysis(config, bulk_dir, defect_dir, out.correction, out.states)
