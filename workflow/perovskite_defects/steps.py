@@ -80,7 +80,14 @@ def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) 
         sqs_cutoffs=s.get("sqs_cutoffs", (1.75, 1.45)),
         sqs_steps=int(s.get("sqs_steps", 0)) or None,
     )
-    host.metadata["lattice_source"] = plan.lattice_source
+    host.metadata["lattice_mode"] = plan.lattice_mode
+    if plan.lattice_mode == "relax":
+        # the bulk's lattice comes from this supercell's own relaxation (relax/ folder);
+        # lattice_constant above is only where the relaxation starts
+        host.metadata["lattice_source"] = "relaxed"
+        host.metadata["start_lattice_source"] = plan.lattice_source
+    else:
+        host.metadata["lattice_source"] = plan.lattice_source
     host.metadata["end_members"] = list(plan.end_members)
     host.to_files(out_dir, "host")
     log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
@@ -161,11 +168,50 @@ def prepare_phase(
     (calc_dir / "source.txt").write_text(entry.source + "\n")
 
 
-def lattice_constant(record_path: str | Path) -> float:
-    """Pseudo-cubic lattice constant (Å) of a converged unit-cell record: V^(1/3) per B."""
-    structure = CalcRecord.from_json(record_path).require_converged().pmg_structure()
+def _pseudo_cubic(structure) -> float:
+    """Pseudo-cubic lattice constant (Å): (volume per B atom)^(1/3)."""
     n_fu = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
     return float((structure.volume / n_fu) ** (1 / 3))
+
+
+def lattice_constant(record_path: str | Path) -> float:
+    """Pseudo-cubic lattice constant (Å) of a converged unit-cell record: V^(1/3) per B."""
+    return _pseudo_cubic(CalcRecord.from_json(record_path).require_converged().pmg_structure())
+
+
+def prepare_supercell_relax(
+    config: Mapping[str, Any], host_json: str | Path, calc_dir: str | Path
+) -> None:
+    """Inputs of the variable-cell relaxation of a host supercell (lattice_mode relax).
+
+    The same calculation kind as the end members' unit cells (CP2K CELL_OPT, VASP ISIF=3)
+    with the supercell's k-points and no symmetry: an SQS or a cell with molecules has
+    none to keep, and its cell lengths may come out different.
+    """
+    from .hosts import HostStructure
+
+    host = HostStructure.from_json(host_json)
+    calc_dir = Path(calc_dir)
+    _write_structure_files(host.structure, calc_dir, "initial")
+    _write_inputs(config, host.structure, CalcSpec("relax_cell", "bulk"), calc_dir)
+
+
+def _relaxed_bulk(host, record_path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The relaxed host supercell (cell and positions) of lattice_mode relax."""
+    record = CalcRecord.from_json(record_path).require_converged()
+    structure = record.pmg_structure()
+    species = [site.specie.symbol for site in structure]
+    if species != [site.specie.symbol for site in host.structure]:
+        # the defects of the manifest address atoms by index in the host's order
+        raise EngineError(f"{record_path}: atoms are not those of {host.name}'s host.json")
+    info = {
+        "lattice_constant": _pseudo_cubic(structure),
+        "lattice_source": "relaxed",
+        "relaxed_record": str(record_path),
+        "lattice_abc": list(structure.lattice.abc),
+        "lattice_angles": list(structure.lattice.angles),
+    }
+    return structure, info
 
 
 def prepare_bulk(
@@ -174,24 +220,36 @@ def prepare_bulk(
     end_member_records: Mapping[str, str | Path],
     calc_dir: str | Path,
 ) -> None:
-    """Pristine supercell at the Vegard lattice constant of the relaxed end members."""
+    """Pristine supercell at the Vegard lattice constant of the relaxed end members, or
+    (lattice_mode relax; ``end_member_records`` is then ``{"relaxed": record}``) the host
+    supercell as its own relaxation left it."""
     from .hosts import HostStructure
 
     host = HostStructure.from_json(host_json)
     plan = host_plan(config, host.name)
+    calc_dir = Path(calc_dir)
+    if plan.lattice_mode == "relax":
+        structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
+        _write_structure_files(structure, calc_dir)
+        payload = {**info, "structure": structure.as_dict()}
+        (calc_dir / "supercell.json").write_text(json.dumps(payload, indent=1))
+        _write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+        return
     constants = {
         key: lattice_constant(end_member_records[name])
         for key, name in zip(plan.end_member_keys, plan.end_members, strict=True)
     }
     a = plan.composition.vegard_lattice(constants)
+    relaxed_ends = bool(plan.settings.get("relax", True))
     structure = host.structure.copy()
     structure.scale_lattice(structure.volume * (a / host.metadata["lattice_constant"]) ** 3)
-    calc_dir = Path(calc_dir)
     _write_structure_files(structure, calc_dir)
     (calc_dir / "supercell.json").write_text(
         json.dumps(
             {
                 "lattice_constant": a,
+                # Vegard between relaxed end members (or unrelaxed ones: relax false)
+                "lattice_source": "vegard" if relaxed_ends else "vegard(unrelaxed)",
                 "end_member_lattice_constants": {
                     n: constants[k]
                     for k, n in zip(plan.end_member_keys, plan.end_members, strict=True)
@@ -615,12 +673,24 @@ def tables(
                 "vbm": edges.vbm,
                 "band_edges": edges.to_dict(),
                 "fermi": [r.room.summary() for r in results],
+                "lattice": _lattice_info(bulk_dir),
                 "records": provenance,
             },
             indent=1,
             default=str,
         )
     )
+
+
+def _lattice_info(bulk_dir: str | Path) -> dict[str, Any] | None:
+    """Lattice constant of the bulk supercell and where it came from ("vegard": relaxed
+    end members; "relaxed": the supercell's own relaxation); None for a bulk folder
+    prepared by hand without supercell.json."""
+    path = Path(bulk_dir) / "supercell.json"
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    return {k: v for k, v in info.items() if k != "structure"}
 
 
 def _provenance(record: CalcRecord, path: str | Path) -> dict[str, Any]:
@@ -689,6 +759,7 @@ def aggregate_tables(
         "hosts": {
             h["name"]: {
                 "composition": h["composition"],
+                "lattice": _lattice_info(results_dir / h["name"] / "bulk"),
                 "provenance": str(Path(h["tables"]) / "provenance.json"),
             }
             for h in hosts

@@ -38,8 +38,11 @@ class HostPlan:
         lattice_source: "config", "literature", "estimated" or "vegard(literature)".
         supercell: the supercell choice with the exact species counts.
         end_members: names of the end-member hosts whose relaxed cells give its lattice
-            constant by Vegard's law (the host itself when it is an end member).
+            constant by Vegard's law (the host itself when it is an end member); empty
+            with lattice_mode relax.
         user_structure: path of the user's parent structure, or None (cubic prototype).
+        lattice_mode: "vegard" (end-member unit cells) or "relax" (the supercell itself
+            is relaxed, cell and positions, and is the bulk).
     """
 
     name: str
@@ -52,6 +55,7 @@ class HostPlan:
     user_structure: str | None = None
     formula_units_per_cell: int = 1
     end_member_keys: tuple[tuple[str, str, str], ...] = field(default=())
+    lattice_mode: str = "vegard"
 
     @property
     def is_end_member(self) -> bool:
@@ -72,6 +76,25 @@ def _start_lattice(comp: Composition, settings: Mapping[str, Any]) -> tuple[floa
         a, source = end_member_lattice(comp.a, comp.b_species[0], comp.x_species[0])
         return a, source
     return comp.literature_lattice(), "vegard(literature)"
+
+
+LATTICE_MODES = ("vegard", "relax")
+
+
+def _lattice_mode(settings: Mapping[str, Any], key: str) -> str:
+    """lattice_mode of one composition (a sweep entry may override the host's; the schema
+    checks only the host's own key)."""
+    mode = settings.get("lattice_mode", "vegard")
+    if mode not in LATTICE_MODES:
+        raise CompositionError(
+            f"config key '{key}.lattice_mode': {mode!r} is not one of {list(LATTICE_MODES)}"
+        )
+    if mode == "relax" and not settings.get("relax", True):
+        raise CompositionError(
+            f"config key '{key}.lattice_mode': relax needs '{key}.relax' true (relax: false "
+            "keeps every lattice at its starting value)"
+        )
+    return mode
 
 
 def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[HostPlan]:
@@ -112,7 +135,9 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
             key,
             formula_units_per_cell=n_fu_cell,
         )
-        ems = comp.end_members()
+        mode = _lattice_mode(entry, key)
+        # relax: the supercell's own relaxation gives its lattice, no end member needed
+        ems = comp.end_members() if mode == "vegard" else []
         plan = HostPlan(
             name=comp.name,
             composition=comp,
@@ -124,6 +149,7 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
             user_structure=user,
             formula_units_per_cell=n_fu_cell,
             end_member_keys=tuple(ems),
+            lattice_mode=mode,
         )
         if comp.name in plans:
             raise CompositionError(f"config key '{key}': composition {comp.name} is listed twice")

@@ -30,10 +30,20 @@ except pd_config.ConfigError as err:
 HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_ROOT)}
 END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
 HOSTS = list(HOST_PLANS)
+# Hosts with lattice_mode relax: their supercell is relaxed itself (no end members).
+RELAXED_HOSTS = [h for h, p in HOST_PLANS.items() if p.lattice_mode == "relax"]
+
+
+def one_of(names):
+    """Wildcard constraint matching exactly these names (nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 # Rules that build a host only match the hosts of this study (a folder of another host,
 # e.g. prepared by hand, is then a plain input of the run and correction rules).
-HOST_RE = "|".join(re.escape(h) for h in HOSTS)
-END_MEMBER_RE = "|".join(re.escape(h) for h in END_MEMBERS)
+HOST_RE = one_of(HOSTS)
+END_MEMBER_RE = one_of(END_MEMBERS)
+RELAXED_HOST_RE = one_of(RELAXED_HOSTS)
 PHASES = CONFIG["competing_phases"]
 # Tables of each host (results/<study>/<host>/tables/) and across hosts (<study>/tables/).
 HOST_TABLE_NAMES = (
@@ -84,18 +94,22 @@ def end_member_records(wildcards):
 
 
 def bulk_input_files(wildcards):
-    """The host structure and the relaxed end-member unit cells of a bulk supercell."""
-    return {
-        "host": f"results/{wildcards.study}/{wildcards.host}/structures/host.json",
-        **end_member_records(wildcards),
-    }
+    """The host structure and what gives the bulk its lattice: the relaxed end-member unit
+    cells (lattice_mode vegard) or the host supercell's own relaxation (relax)."""
+    folder = f"results/{wildcards.study}/{wildcards.host}"
+    if HOST_PLANS[wildcards.host].lattice_mode == "relax":
+        return {
+            "host": f"{folder}/structures/host.json",
+            "relaxed": f"{folder}/relax/record.json",
+        }
+    return {"host": f"{folder}/structures/host.json", **end_member_records(wildcards)}
 
 
 def host_energy_record(wildcards):
     """Energy of the host for chemical potentials: the unit cell of an end member with an
     atomic A cation (as before), otherwise the bulk supercell (SQS or molecules)."""
     plan = HOST_PLANS[wildcards.host]
-    if plan.is_end_member and plan.composition.a == "Cs":
+    if plan.is_end_member and plan.composition.a == "Cs" and plan.end_members:
         return f"results/{wildcards.study}/{wildcards.host}/unitcell/record.json"
     return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 

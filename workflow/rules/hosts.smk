@@ -1,5 +1,6 @@
 # Host structures (pure Python), end-member unit cells (relaxed by the engine) and the
-# pristine supercell of every host at the Vegard lattice constant.
+# pristine supercell of every host at the Vegard lattice constant, or (lattice_mode relax)
+# the host supercell relaxed itself.
 
 
 rule host_structure:
@@ -33,6 +34,25 @@ rule host_inputs:
         settings=ENGINE_SETTINGS,
     script:
         "../scripts/host_inputs.py"
+
+
+# lattice_mode relax: the host supercell itself relaxes, cell and positions (run by
+# run_calculation in results/<study>/<host>/relax/); its final structure is the bulk.
+rule supercell_relax_inputs:
+    input:
+        host="results/{study}/{host}/structures/host.json",
+    output:
+        "results/{study}/{host}/relax/calc.json",
+    log:
+        "logs/{study}/{host}/relax/inputs.log",
+    wildcard_constraints:
+        host=RELAXED_HOST_RE,
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    params:
+        settings=ENGINE_SETTINGS,
+    script:
+        "../scripts/supercell_relax_inputs.py"
 
 
 rule bulk_inputs:
