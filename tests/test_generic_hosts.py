@@ -264,3 +264,41 @@ def test_elemental_references_give_delta_mu_and_formation_enthalpy() -> None:
     # Delta H = E(CdTe) - mu_Cd^0 - mu_Te^0 = -5 + 1 + 3
     assert limits.host_formation_energy == pytest.approx(-1.0)
     json.dumps(limits.to_dict())  # the JSON the tables read
+
+
+def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
+    cdte_file: Path, tmp_path: Path
+) -> None:
+    """relax: true -> bulk = the same supercell (same site order) of the relaxed cell."""
+    raw = any_config(cdte_file, engine="vasp")
+    raw["host"]["relax"] = True
+    config = cfg.validate(raw)
+    steps.build_host_files(config, "CdTe", tmp_path / "structures")
+    steps.prepare_host(config, "CdTe", tmp_path / "unitcell")
+    unit = Structure.from_file(str(tmp_path / "unitcell" / "initial.vasp"))
+    assert json.loads((tmp_path / "unitcell" / "calc.json").read_text())["calc_kind"] == (
+        "relax_cell"
+    )
+    relaxed = unit.copy()
+    relaxed.scale_lattice(unit.volume * 1.03**3)  # the engine found a 3 % larger cell
+    CalcRecord(
+        engine="vasp",
+        engine_version="test",
+        energy=-20.0,
+        charge=0,
+        scf_converged=True,
+        geometry_converged=True,
+        structure=relaxed.as_dict(),
+    ).to_json(tmp_path / "unitcell" / "record.json")
+    bulk_dir = tmp_path / "bulk"
+    steps.prepare_bulk(
+        config,
+        tmp_path / "structures" / "host.json",
+        {"CdTe": tmp_path / "unitcell" / "record.json"},
+        bulk_dir,
+    )
+    bulk = Structure.from_dict(json.loads((bulk_dir / "supercell.json").read_text())["structure"])
+    host = Structure.from_file(str(tmp_path / "structures" / "host.vasp"))
+    assert bulk.lattice.abc == pytest.approx([2 * 1.03 * A_CDTE] * 3)
+    assert [s.specie.symbol for s in bulk] == [s.specie.symbol for s in host]
+    assert np.allclose(bulk.frac_coords, host.frac_coords, atol=1e-8)
