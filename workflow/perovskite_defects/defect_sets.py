@@ -316,6 +316,7 @@ class DefectRequest:
     representatives: int | None = None
     site_index: int | None = 0
     all_sites: bool = False
+    atom_index: int | None = None  # framework any: the host atom removed or replaced
 
 
 def build_defect_set(

@@ -11,6 +11,7 @@ from perovskite_defects import config as pd_config
 from perovskite_defects import steps as pd_steps
 from perovskite_defects import study as pd_study
 from perovskite_defects.defect_sets import manifest_jobs
+from perovskite_defects.user_chempots import limit_names as pd_limit_names
 
 try:
     CONFIG = pd_config.validate(config)
@@ -74,9 +75,10 @@ def bulk_input_files(wildcards):
 
 def host_energy_record(wildcards):
     """Energy of the host for chemical potentials: the unit cell of an end member with an
-    atomic A cation (as before), otherwise the bulk supercell (SQS or molecules)."""
+    atomic A cation (as before), otherwise the bulk supercell (SQS, molecules, framework
+    any)."""
     plan = HOST_PLANS[wildcards.host]
-    if plan.is_end_member and plan.composition.a == "Cs":
+    if plan.energy_from_unitcell:
         return f"results/{wildcards.study}/{wildcards.host}/unitcell/record.json"
     return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 
