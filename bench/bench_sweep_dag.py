@@ -51,7 +51,7 @@ SWEEP = {
     # the default defect set (schema default: V_X, V_A, V_B, Na_A, Na_B, Na_i)
     "competing_phases": [
         "Cs", "Pb", "Sn", "Na", "I2", "Br2", "Cl2", "C", "H2", "N2",
-        "CsI", "CsBr", "CsCl", "PbI2", "PbBr2", "PbCl2", "SnCl2", "NaI", "NaBr", "NaCl",
+        "CsI", "CsBr", "CsCl", "PbI2", "Cs2SnI6", "NaI", "NaBr", "NaCl",
     ],
 }  # fmt: skip
 

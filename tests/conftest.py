@@ -40,3 +40,18 @@ def cp2k_binary() -> str:
         if path:
             return path
     pytest.fail("no CP2K binary on PATH: run 'make test', which installs Debian's cp2k")
+
+
+@pytest.fixture(scope="session")
+def micro_reference_tables(tmp_path_factory: pytest.TempPathFactory, cp2k_binary: str) -> dict:
+    """Tables of one uninterrupted local run of the micro study (tests/micro_study.py).
+
+    Run once per session and shared: the SLURM test and the killed-workflow test both
+    compare their tables with it, which saves a whole micro-study run per test.
+    """
+    from micro_study import MICRO, run, tables
+
+    workdir = tmp_path_factory.mktemp("micro-reference")
+    proc = run(workdir, MICRO, "--cores", "2", timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return tables(workdir)

@@ -264,3 +264,58 @@ def test_json_round_trip(tmp_path) -> None:
     assert back.to_dict() == res.to_dict()
     with pytest.raises(KeyError, match="unknown chemical-potential limit"):
         back.mu("Cs-rich")
+
+
+# --- CsSnI3 bounded by SnI2, SnI4 and Cs2SnI6 (the Sn4+ oxidation product) -----------------
+# ΔH per formula unit: CsSnI3 -5.3, CsI -3.0, SnI2 -2.0, SnI4 -2.05, Cs2SnI6 -8.45.
+# With x = Δmu_Sn, y = Δmu_I and Δmu_Cs = -5.3 - x - 3y the bounds are
+#   CsI: x + 2y >= -2.3   SnI2: x + 2y <= -2.0   SnI4: x + 4y <= -2.05
+#   Cs2SnI6: 2 Δmu_Cs + x + 6y <= -8.45  <=>  x >= -2.15   (and x, y <= 0).
+# Cs2SnI6 sets the Sn-poor bound (-2.15; CsI alone would allow -2.3) and SnI4 cuts the
+# I-rich corner. Vertices (Cs, Sn, I) and their phases:
+SN_REF = {"Cs": -1.0, "Sn": -3.8, "I": -1.5}
+SN_VERTICES = {
+    ("Cs2SnI6", "I2"): {"Cs": -3.15, "Sn": -2.15, "I": 0.0},
+    ("I2", "SnI4"): {"Cs": -3.25, "Sn": -2.05, "I": 0.0},
+    ("SnI2", "SnI4"): {"Cs": -3.275, "Sn": -1.95, "I": -0.025},
+    ("Sn", "SnI2"): {"Cs": -2.3, "Sn": 0.0, "I": -1.0},
+    ("CsI", "Sn"): {"Cs": -1.85, "Sn": 0.0, "I": -1.15},
+    ("Cs2SnI6", "CsI"): {"Cs": -2.925, "Sn": -2.15, "I": -0.075},
+}
+
+
+def sn_phases(with_sn4: bool = True) -> dict[str, tuple[object, float]]:
+    def e(counts: dict[str, int], formation: float) -> float:
+        return sum(n * SN_REF[el] for el, n in counts.items()) + formation
+
+    phases: dict[str, tuple[object, float]] = {
+        "Cs": ("Cs", SN_REF["Cs"]),
+        "Sn": ("Sn2", 2 * SN_REF["Sn"]),
+        "I2": ("I2", 2 * SN_REF["I"]),
+        "CsI": ("CsI", e({"Cs": 1, "I": 1}, -3.0)),
+        "SnI2": ("SnI2", e({"Sn": 1, "I": 2}, -2.0)),
+    }
+    if with_sn4:
+        phases["SnI4"] = ("SnI4", e({"Sn": 1, "I": 4}, -2.05))
+        phases["Cs2SnI6"] = ("Cs2SnI6", e({"Cs": 2, "Sn": 1, "I": 6}, -8.45))
+    return phases
+
+
+def test_tin_host_bounded_by_sn4_phases_by_hand() -> None:
+    host_energy = sum(n * SN_REF[el] for el, n in {"Cs": 1, "Sn": 1, "I": 3}.items()) - 5.3
+    res = compute_chemical_potential_limits("CsSnI3", host_energy, sn_phases())
+    found = {
+        tuple(res.competing_phases_at_limit[name]): res.all_vertices_relative[name]
+        for name in res.all_vertices
+    }
+    assert set(found) == set(SN_VERTICES)
+    for phases, dmu in SN_VERTICES.items():
+        assert found[phases] == approx_mu(dmu)
+    sn = [v["Sn"] for v in res.all_vertices_relative.values()]
+    assert min(sn) == pytest.approx(-2.15) and max(sn) == pytest.approx(0.0)
+    # I-rich ties at Δmu_I = 0 (Cs2SnI6 + I2 vs SnI4 + I2): the higher mu_Cs wins
+    assert res.competing_phases_at_limit["I-rich"] == ["Cs2SnI6", "I2"]
+    assert res.competing_phases_at_limit["I-poor"] == ["CsI", "Sn"]
+    # without the Sn4+ phases the Sn-poor side is bounded by CsI and I2 only: too wide
+    wide = compute_chemical_potential_limits("CsSnI3", host_energy, sn_phases(False))
+    assert min(v["Sn"] for v in wide.all_vertices_relative.values()) == pytest.approx(-2.3)

@@ -2,9 +2,11 @@
 
 1. ``engine: vasp`` on the default study writes complete VASP inputs for every calculation.
 2. The test-only replay engine stands in for running VASP on the recorded CdTe V_Cd^-2
-   runs: the VASP input writer prepares the job folders, the run rule copies the recorded
-   outputs in, and the VASP parser, convergence rules and correction rule run on them,
-   reproducing the published numbers.
+   runs: the workflow builds the CdTe host (host.framework any) from a file written from
+   the recorded bulk, the vacancy and the VASP inputs; the run rule copies the recorded
+   outputs in, and the VASP parser, correction, tables (with chemical potentials given
+   in the config), Fermi level, aggregated tables and plots run on them, reproducing the
+   published numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 from perovskite_defects import config as cfg
 from perovskite_defects.defect_sets import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
-from perovskite_defects.engines.base import CalcRecord, CalcSpec
+from perovskite_defects.engines.base import CalcRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -130,14 +132,16 @@ def test_engine_vasp_writes_inputs_for_the_whole_default_study(tmp_path: Path) -
 # --------------------------------------------------------------------------- replay
 
 # Settings of the recorded CdTe runs (their INCARs): HSE06 with HFSCREEN 0.208, 350 eV,
-# Gamma only. The replay engine refuses the recordings unless our inputs agree.
+# Gamma only. The replay engine refuses the recordings unless our inputs agree. The
+# defect is prepared as a relaxation of every atom (relax_radius beyond the 13 Å cell);
+# the recording holds its end point, a run at the relaxed geometry.
 CDTE_VASP = {
     "command": "srun vasp_gam",
     "settings": {
         "functional": "hse06",
         "encut": 350.0,
         "supercell_kpoints": "gamma",
-        "relax_radius": 0.0,
+        "relax_radius": 20.0,
         "incar": {"HFSCREEN": 0.208},
     },
 }
@@ -145,79 +149,157 @@ PAIRS = {
     "ordered": ("bulk_vasp_gam", "v_Cd_-2_vasp_gam"),
     "reordered": ("bulk_vasp_gam_alt", "v_Cd_-2_choppy_changy_vasp_gam"),
 }
+# Known answers of the reference README (doped 3.2.1 and its test suite), eV.
+RAW, VBM, GAP, FNV, EPS = 7.4480, 1.5968, 1.469, 0.7278, 9.13
+Q = -2
+# Chemical potentials put into the config (absolute, eV/atom): mu_Cd at the two limits;
+# mu_Te follows from the host energy per formula unit (on the stability boundary).
+MU_CD = {"Cd-rich": -1.0, "Te-rich": -2.0}
 
 
-def _prepare_cdte(workdir: Path, study: str, reference: Path, pair: tuple[str, str]) -> dict:
-    """Job folders for the recorded pair, written by the VASP engine's input writer."""
-    from perovskite_defects.corrections import locate_defect
-    from perovskite_defects.defects import DefectCell
+def _toten(folder: Path) -> float:
+    """Last free energy TOTEN of a recorded OUTCAR (read here, not by the package)."""
+    import gzip
+
+    with gzip.open(folder / "OUTCAR.gz", "rt") as fh:
+        text = fh.read()
+    return float(re.findall(r"free  energy   TOTEN\s*=\s*(-?\d+\.\d+)", text)[-1])
+
+
+def _cdte_study(tmp_path: Path, reference: Path, study: str, pair: tuple[str, str], fmt: str):
+    """Config, replay plan entries and vacancy atom of a CdTe study built by the workflow
+    from a host file written from the recorded bulk run."""
     from perovskite_defects.engines.vasprun import read_vasprun
 
-    settings = vasp.VaspSettings.from_config(CDTE_VASP["settings"])
-    bulk_s = read_vasprun(reference / pair[0] / "vasprun.xml.gz").structure()
-    defect_s = read_vasprun(reference / pair[1] / "vasprun.xml.gz").structure()
-    bulk_dir = f"results/{study}/CdTe/bulk"
-    defect_dir = f"results/{study}/CdTe/defects/V_Cd_q-2"
-    vasp.write_input(
-        bulk_s, CalcSpec("static", "bulk", band_edges=True), settings, workdir / bulk_dir
-    )
-    vasp.write_input(defect_s, CalcSpec("static", "defect", -2), settings, workdir / defect_dir)
-    kind, frac = locate_defect(bulk_s, defect_s)
-    assert kind == "vacancy"
-    DefectCell(
-        name="V_Cd",
-        kind=kind,
-        charges=[-2],
-        atoms_added={"Cd": -1},
-        multiplicity=1,
-        frac_coords=[float(x) for x in frac],
-        structure=defect_s.as_dict(),
-    ).to_json(workdir / defect_dir / "defect.json")
-    return {bulk_dir: str(reference / pair[0]), defect_dir: str(reference / pair[1])}
+    bulk = read_vasprun(reference / pair[0] / "vasprun.xml.gz").structure()
+    defect = read_vasprun(reference / pair[1] / "vasprun.xml.gz").structure()
+    host_file = tmp_path / f"{study}_CdTe.{fmt}"
+    bulk.to(filename=str(host_file), fmt="cif" if fmt == "cif" else "poscar")
+    # The Cd the recording removed: the bulk Cd with no defect Cd within 1 Å.
+    cd = [i for i, s in enumerate(bulk) if s.specie.symbol == "Cd"]
+    cd_defect = [s.frac_coords for s in defect if s.specie.symbol == "Cd"]
+    near = bulk.lattice.get_all_distances(bulk.frac_coords[cd], cd_defect).min(axis=1)
+    (vacant,) = [cd[k] for k in range(len(cd)) if near[k] > 1.0]
+    e_fu = _toten(reference / pair[0]) / 32
+    config = {
+        "study": study,
+        "engine": "vasp",
+        "vasp": CDTE_VASP,
+        "host": {
+            "framework": "any",
+            "name": "CdTe",
+            "structure": str(host_file),
+            "supercell": [1, 1, 1],
+            "relax": False,
+        },
+        "defects": [{"name": "V_Cd", "charges": [Q], "atom_index": vacant}],
+        "chemical_potentials": {
+            "source": "test values on the recorded runs' footing (mu_Te = E_CdTe - mu_Cd)",
+            "limits": {k: {"Cd": mu, "Te": e_fu - mu} for k, mu in MU_CD.items()},
+        },
+        "correction": "fnv",
+        "dielectric": {"value": EPS, "source": "CdTe reference README"},
+    }
+    recordings = {
+        f"results/{study}/CdTe/bulk": str(reference / pair[0]),
+        f"results/{study}/CdTe/defects/V_Cd_q{Q}": str(reference / pair[1]),
+    }
+    return config, recordings, vacant
 
 
 def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_path: Path) -> None:
-    config = {
-        "engine": "vasp",
-        "vasp": CDTE_VASP,
-        "correction": "fnv",
-        "dielectric": {"value": 9.13, "source": "CdTe reference README"},
-    }
-    recordings: dict[str, str] = {}
-    for study, pair in PAIRS.items():
-        recordings |= _prepare_cdte(tmp_path, study, cdte_reference, pair)
-    plan = tmp_path / "replay_plan.json"
-    plan.write_text(json.dumps({"recordings": recordings}))
-    targets = [f"results/{s}/CdTe/defects/V_Cd_q-2/correction.json" for s in PAIRS]
+    """The whole VASP path on the recorded CdTe V_Cd^-2 runs, host file to aggregated
+    tables: the workflow builds host, bulk and vacancy, the VASP rules write the inputs,
+    the replay engine stands in for running VASP, and parser, correction, tables,
+    Fermi level and plots run as in production."""
+    from perovskite_defects.tables import read_csv
 
-    # Snakemake runs the run and defect-analysis (correction) rules; the inputs are the
-    # VASP writer's.
-    # (--allowed-rules takes several values: it goes after the targets.)
-    only = ("--allowed-rules", "run_calculation", "defect_analysis")
-    proc = snakemake(tmp_path, config, *targets, *only, env={REPLAY_ENV: str(plan)})
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    numbers = {}
-    for study in PAIRS:
-        base = tmp_path / "results" / study / "CdTe"
-        bulk = CalcRecord.from_json(base / "bulk" / "record.json")
-        defect = CalcRecord.from_json(base / "defects/V_Cd_q-2/record.json")
-        corr = json.loads((base / "defects/V_Cd_q-2/correction.json").read_text())
-        assert defect.extra["replayed_from"].endswith(PAIRS[study][1])
-        assert (bulk.engine, defect.charge, defect.nelect) == ("vasp", -2, 566.0)
-        numbers[study] = (defect.energy - bulk.energy, bulk.vbm, bulk.band_gap, corr["total"])
-        raw, vbm, gap, fnv = numbers[study]
-        # known answers of the reference README (doped 3.2.1 and its test suite)
-        assert raw == pytest.approx(7.4480, abs=1e-3)
-        assert vbm == pytest.approx(1.5968, abs=1e-3)
-        assert gap == pytest.approx(1.469, abs=5e-3)
-        assert fnv == pytest.approx(0.7278, abs=0.01)
-    assert numbers["reordered"] == pytest.approx(numbers["ordered"], abs=1e-5)
+    plan: dict[str, str] = {}
+    configs, vacancies = {}, {}
+    for study, pair in PAIRS.items():
+        fmt = "cif" if study == "ordered" else "vasp"
+        configs[study], recordings, vacancies[study] = _cdte_study(
+            tmp_path, cdte_reference, study, pair, fmt
+        )
+        plan |= recordings
+    assert vacancies == {"ordered": 0, "reordered": 32}  # the same Cd, listed elsewhere
+    plan_file = tmp_path / "replay_plan.json"
+    plan_file.write_text(json.dumps({"recordings": plan}))
+
+    tables = {}
+    for study, config in configs.items():
+        # default target: every table, the aggregated tables and the plots
+        proc = snakemake(tmp_path, config, env={REPLAY_ENV: str(plan_file)})
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert "phase_inputs" not in proc.stdout + proc.stderr  # given chemical potentials
+        base = tmp_path / "results" / study
+        inputs = base / f"CdTe/defects/V_Cd_q{Q}"
+        meta = json.loads((inputs / "calc.json").read_text())
+        assert (meta["calc_kind"], meta["charge"], meta["n_electrons"]) == ("relax_ions", Q, 566)
+        assert (_incar(inputs)["IBRION"], _incar(inputs)["ISIF"]) == (2, 2)
+        record = CalcRecord.from_json(inputs / "record.json")
+        assert record.extra["replayed_from"] == str(cdte_reference / PAIRS[study][1])
+        assert 0.1 < record.extra["replayed_relaxation_end_point"]["max_displacement_A"] < 0.5
+
+        fe = read_csv(base / "CdTe/tables/formation_energies.csv")
+        assert [(r["defect"], r["charge"]) for r in fe] == [("V_Cd", Q)]
+        for limit, mu_cd in MU_CD.items():
+            # E_f(E_F = VBM) = E_d - E_b - n_Cd mu_Cd + q E_VBM + E_corr, n_Cd = -1
+            expected = RAW + mu_cd + Q * VBM + FNV
+            assert fe[0][f"E_f[{limit}] (eV)"] == pytest.approx(expected, abs=0.011)
+        assert fe[0]["correction (eV)"] == pytest.approx(FNV, abs=0.01)
+        prov = json.loads((base / "CdTe/tables/provenance.json").read_text())
+        assert prov["vbm"] == pytest.approx(VBM, abs=1e-3)
+        assert prov["band_gap"] == pytest.approx(GAP, abs=5e-3)
+        assert {r["engine"] for r in prov["records"]} == {"vasp"}
+        replayed = sorted(r["replayed_from"] for r in prov["records"])
+        assert replayed == sorted(str(cdte_reference / p) for p in PAIRS[study])
+        notes = (base / "CdTe/tables/formation_energies.md").read_text()
+        assert f"VBM {VBM:.4f} eV, gap {GAP:.3f} eV" in notes
+        assert configs[study]["chemical_potentials"]["source"] in notes
+        chempots = json.loads((base / "CdTe/chemical_potentials.json").read_text())
+        assert chempots["source"].endswith(configs[study]["chemical_potentials"]["source"])
+        assert all(abs(d) < 0.01 for d in chempots["host_consistency"].values())
+        assert "HSE06, with" not in notes and "(HSE06, no spin-orbit coupling)" in notes
+        # one charge state: no transition level (one row saying so)
+        levels = read_csv(base / "CdTe/tables/transition_levels.csv")
+        assert [(r["defect"], r["q/q'"], r["level above VBM (eV)"]) for r in levels] == [
+            ("V_Cd", "none", None)
+        ]
+        # Fermi level from neutrality: V_Cd^2- (E_f > 2 eV in the gap) is far too rare to
+        # matter, so the crystal is intrinsic: n = p, the Fermi level inside the gap
+        fermi = read_csv(base / "CdTe/tables/fermi_level.csv")
+        conc = read_csv(base / "CdTe/tables/concentrations.csv")
+        assert [r["limit"] for r in fermi] == [r["limit"] for r in conc] == list(MU_CD)
+        for row, c in zip(fermi, conc, strict=True):
+            assert 0.0 < row["Fermi level above VBM (eV)"] < GAP
+            assert row["n (cm^-3)"] == pytest.approx(row["p (cm^-3)"], rel=1e-3)
+            assert 2 * c["defect total (cm^-3)"] < 1e-6 * row["p (cm^-3)"]
+        # the aggregated tables carry the same numbers
+        agg = read_csv(base / "tables/formation_energies.csv")
+        assert [(r["host"], r["formula"], r["defect"]) for r in agg] == [("CdTe", "CdTe", "V_Cd")]
+        assert agg[0]["E_f[Cd-rich] (eV)"] == fe[0]["E_f[Cd-rich] (eV)"]
+        for limit in MU_CD:
+            assert (base / f"plots/formation_energy_CdTe_{limit}.png").is_file()
+        tables[study] = {
+            name: read_csv(base / f"tables/{name}.csv")
+            for name in ("formation_energies", "fermi_level", "concentrations")
+        }
+    # the reordered atoms give the same tables
+    for name, rows in tables["ordered"].items():
+        other = tables["reordered"][name]
+        assert len(rows) == len(other) > 0
+        for a, b in zip(rows, other, strict=True):
+            for key, value in a.items():
+                if isinstance(value, float):
+                    assert b[key] == pytest.approx(value, rel=1e-6, abs=1e-6), (name, key)
 
     # Without the test variable the same workflow runs VASP itself: here it stops at the
     # missing POTCAR, naming the setting, and writes no record.
     record = tmp_path / "results/ordered/CdTe/bulk/record.json"
     record.unlink()
-    proc = snakemake(tmp_path, config, str(record.relative_to(tmp_path)), *only)
+    target = str(record.relative_to(tmp_path))
+    proc = snakemake(tmp_path, configs["ordered"], target, "--allowed-rules", "run_calculation")
     assert proc.returncode != 0
     log = (tmp_path / "logs/ordered/CdTe/bulk/run.log").read_text()
     assert "PMG_VASP_PSP_DIR is not set" in log
@@ -225,20 +307,30 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
 
 
 def test_replay_refuses_a_recording_of_other_inputs(cdte_reference: Path, tmp_path: Path) -> None:
-    config = {"engine": "vasp", "vasp": CDTE_VASP}
-    recordings = _prepare_cdte(tmp_path, "swap", cdte_reference, PAIRS["ordered"])
+    config, recordings, vacant = _cdte_study(
+        tmp_path, cdte_reference, "swap", PAIRS["ordered"], "vasp"
+    )
     bulk_dir, defect_dir = list(recordings)
     # the bulk job is given the defect's recording: a different structure and charge
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"recordings": {bulk_dir: recordings[defect_dir]}}))
-    proc = snakemake(
-        tmp_path,
-        config,
-        f"{bulk_dir}/record.json",
-        *("--allowed-rules", "run_calculation"),
-        env={REPLAY_ENV: str(plan)},
-    )
+    proc = snakemake(tmp_path, config, f"{bulk_dir}/record.json", env={REPLAY_ENV: str(plan)})
     assert proc.returncode != 0
     log = (tmp_path / "logs/swap/CdTe/bulk/run.log").read_text()
     assert "has charge -2, inputs 0" in log
     assert not (tmp_path / bulk_dir / "record.json").exists()
+
+    # a vacancy on another Cd than the recorded one: the relaxation tolerance (0.5 Å)
+    # does not hide a wrong site (the recorded vacancy is 4.6 Å from any Cd we keep)
+    config["study"] = "site"
+    config["defects"][0]["atom_index"] = vacant + 1
+    bulk_dir, defect_dir = (d.replace("/swap/", "/site/") for d in recordings)
+    site_plan = {bulk_dir: recordings["results/swap/CdTe/bulk"]}
+    site_plan[defect_dir] = recordings[f"results/swap/CdTe/defects/V_Cd_q{Q}"]
+    plan.write_text(json.dumps({"recordings": site_plan}))
+    proc = snakemake(tmp_path, config, f"{defect_dir}/record.json", env={REPLAY_ENV: str(plan)})
+    assert proc.returncode != 0
+    log = (tmp_path / f"logs/site/CdTe/defects/V_Cd_q{Q}/run.log").read_text()
+    assert "does not hold the prepared structure" in log
+    assert re.search(r"Cd, free, is 4\.5\d\d Å from any recorded atom", log)
+    assert not (tmp_path / defect_dir / "record.json").exists()

@@ -53,12 +53,18 @@ def aggregate(
     class_tl: list[dict[str, Any]] = []
     for host in hosts:
         comp = host["composition"]
-        head = {
-            "host": host["name"],
-            "A": comp["A"],
-            "X": "+".join(f"{h}{f:g}" if len(comp["X"]) > 1 else h for h, f in comp["X"].items()),
-            "x": comp["x"],
-        }
+        head = (
+            {"host": host["name"], "formula": comp["formula"]}  # framework any
+            if "formula" in comp
+            else {
+                "host": host["name"],
+                "A": comp["A"],
+                "X": "+".join(
+                    f"{h}{f:g}" if len(comp["X"]) > 1 else h for h, f in comp["X"].items()
+                ),
+                "x": comp["x"],
+            }
+        )
         manifest = {e["id"]: e for e in json.loads(Path(host["manifest"]).read_text())}
         provenance = json.loads((Path(host["tables"]) / "provenance.json").read_text())
         gap = float(provenance["band_gap"])

@@ -87,6 +87,12 @@ class ChemicalPotentialLimits:
     host_energy_above_hull: float
     host_decomposition: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Where the limits come from: the competing phases of this study, or the user's
+    #: ``chemical_potentials.source`` (see user_chempots.py).
+    source: str = "competing phases computed in this study"
+    #: Per limit: sum_i n_i mu_i - E_host per formula unit (eV); 0 on the stability
+    #: boundary. Filled for user-given limits (a check of their DFT footing).
+    host_consistency: dict[str, float] = field(default_factory=dict)
 
     @property
     def limit_names(self) -> list[str]:

@@ -133,6 +133,12 @@ def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
 def host_name(config: Mapping[str, Any]) -> str:
     """Name of the ``host`` composition (CsPbI3, CsSn0.5Pb0.5I3, ...)."""
     from .composition import parse_composition
+    from .generic_hosts import PEROVSKITE, framework
+
+    if framework(config) != PEROVSKITE:  # framework any: host.name or the file's formula
+        from .study import plan_hosts
+
+        return str(plan_hosts(config, PROJECT_ROOT)[0].name)
 
     return parse_composition(config["host"], "host").name
 
@@ -200,6 +206,19 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
     _check_charges(config, hosts)
     _check_engine_settings(config)
+    if config.get("chemical_potentials"):
+        # Given limits replace the competing phases (none is computed): see user_chempots.py.
+        from .user_chempots import ChemicalPotentialError, check_config
+
+        try:
+            check_config(
+                config["chemical_potentials"],
+                set().union(*(h.elements for h in hosts)) | dopants,
+                len(hosts),
+            )
+        except ChemicalPotentialError as err:
+            raise ConfigError(str(err)) from None
+        return
     phases = config["competing_phases"]
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
@@ -263,8 +282,12 @@ def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
 
     for i, entry in enumerate(config["defects"]):
         for host in hosts:
-            comp = host.composition
-            for name in concrete_names(entry["name"], comp.a, comp.b_species, comp.x_species):
+            if host.framework != "perovskite":  # element names only: no role expansion
+                names = [entry["name"]]
+            else:
+                comp = host.composition
+                names = concrete_names(entry["name"], comp.a, comp.b_species, comp.x_species)
+            for name in names:
                 nominal = nominal_charges(name)
                 for j, q in enumerate(entry.get("charges") or []):
                     if min(abs(q - n) for n in nominal) > CHARGE_WINDOW:

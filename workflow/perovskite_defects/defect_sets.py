@@ -316,6 +316,7 @@ class DefectRequest:
     representatives: int | None = None
     site_index: int | None = 0
     all_sites: bool = False
+    atom_index: int | None = None  # framework any: the host atom removed or replaced
 
 
 def build_defect_set(
@@ -437,7 +438,7 @@ def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[st
             )
         return out
     # interstitial: Voronoi sites of the ordered parent cell, mapped to the supercell
-    types = _interstitial_types(host)
+    types = _interstitial_types(host, min_distance)
     chosen = range(len(types)) if req.all_sites else [req.site_index or 0]
     for t in chosen:
         if t >= len(types):
@@ -476,21 +477,48 @@ def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[st
     return out
 
 
-def _interstitial_types(host) -> list[np.ndarray]:
-    """Distinct Voronoi interstitial sites (fractional, in the unit cell) of the ordered
-    parent, in the order of pymatgen-analysis-defects' generator."""
+def _interstitial_types(host, min_distance: float = 0.0) -> list[np.ndarray]:
+    """Distinct interstitial sites of the host's ordered parent cell (fractional, each with
+    all its symmetry-equivalent positions in that cell), in the generator's order.
+
+    The parent is the cell the supercell repeats: the user's structure (e.g. a tilted
+    orthorhombic gamma phase) or the cubic prototype, with A = Cs and B = Pb (ordered, so
+    its space group is the parent's, not the SQS's). pymatgen-analysis-defects'
+    VoronoiInterstitialGenerator finds the Voronoi nodes, clusters them and merges them by
+    the parent's symmetry; types closer than ``min_distance`` (Å) to an atom of the parent
+    are pruned here (the supercell check in ``_candidates`` also sees molecules' H).
+    """
     from pymatgen.analysis.defects.generators import VoronoiInterstitialGenerator
 
+    parent = parent_cell_of(host)
+    types = []
+    for defect in VoronoiInterstitialGenerator().generate(parent, ["Na"]):
+        fracs = np.mod(np.array([site.frac_coords for site in defect.equivalent_sites]), 1.0)
+        nearest = parent.lattice.get_all_distances(fracs[:1], parent.frac_coords).min()
+        if nearest >= min_distance:
+            types.append(fracs)
+    return types
+
+
+def parent_cell_of(host) -> Structure:
+    """The ordered parent cell of a host (see ``_interstitial_types``).
+
+    Host files written before the parent cell was recorded fall back to the cubic
+    prototype, which is what they were built from unless a user structure was given.
+    """
     from .hosts import cubic_prototype
 
+    stored = host.metadata.get("parent_cell")
+    if stored is not None:
+        return Structure.from_dict(stored)
+    if host.metadata.get("prototype", "cubic Pm-3m") != "cubic Pm-3m":
+        raise ValueError(
+            f"{host.name}: host file has no parent_cell (written by an older version from a "
+            "user structure); rebuild the host to place interstitials in that structure"
+        )
     halide = host.metadata["composition_requested"]["X"]
     halide = next(iter(halide)) if isinstance(halide, Mapping) else halide
-    a = host.metadata["lattice_constant"]
-    unit = cubic_prototype("Cs", "Pb", halide, a)
-    return [
-        np.array([site.frac_coords for site in d.equivalent_sites])
-        for d in VoronoiInterstitialGenerator().generate(unit, ["Na"])
-    ]
+    return cubic_prototype("Cs", "Pb", halide, host.metadata["lattice_constant"])
 
 
 def _images(fracs_unit: np.ndarray, multiples: Sequence[int]) -> list[list[float]]:

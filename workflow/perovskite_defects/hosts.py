@@ -194,6 +194,9 @@ def build_host(
         "min_image_distance": min_image_distance(parent),
         "prototype": "user structure" if user_structure is not None else "cubic Pm-3m",
         "seed": seed,
+        # The ordered parent cell (A = Cs, B = Pb) the supercell repeats: interstitial
+        # candidates come from its symmetry (defect_sets._interstitial_types).
+        "parent_cell": prim.as_dict(),
     }
     allowed: dict[str, list[str]] = {}
     if comp.x > 0:

@@ -65,6 +65,13 @@ def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) 
     from .hosts import build_host, load_user_structure
 
     plan = host_plan(config, name)
+    if plan.framework != "perovskite":
+        from .generic_hosts import build_structure_host
+
+        host = build_structure_host(plan)
+        host.to_files(out_dir, "host")
+        log.info("%s: %d atoms from %s", name, len(host.structure), plan.user_structure)
+        return
     s = plan.settings
     user = (
         load_user_structure(plan.user_structure, "host.structure") if plan.user_structure else None
@@ -103,13 +110,22 @@ def write_manifest_files(
     from .study import defect_requests
 
     host = HostStructure.from_json(host_json)
-    entries, built = build_defect_set(
-        host,
-        defect_requests(config),
-        representatives=config["site_classes"]["representatives"],
-        seed=int(host.metadata.get("seed", 0)),
-        min_distance=config["site_classes"]["interstitial_min_distance"],
-    )
+    if host.metadata.get("framework", "perovskite") != "perovskite":
+        from .generic_hosts import build_structure_defect_set
+
+        entries, built = build_structure_defect_set(
+            host,
+            defect_requests(config),
+            min_distance=config["site_classes"]["interstitial_min_distance"],
+        )
+    else:
+        entries, built = build_defect_set(
+            host,
+            defect_requests(config),
+            representatives=config["site_classes"]["representatives"],
+            seed=int(host.metadata.get("seed", 0)),
+            min_distance=config["site_classes"]["interstitial_min_distance"],
+        )
     structures_dir = Path(host_json).parent
     for entry, structure in built:
         _write_structure_files(structure, structures_dir, entry.id)
@@ -129,6 +145,13 @@ def prepare_host(config: Mapping[str, Any], name: str, calc_dir: str | Path) -> 
     from .hosts import build_host
 
     plan = host_plan(config, name)
+    if plan.framework != "perovskite":  # the structure file's cell, any shape
+        from .generic_hosts import load_host_structure
+
+        unit = load_host_structure(plan.user_structure)
+        _write_structure_files(unit, Path(calc_dir), "initial")
+        _write_inputs(config, unit, CalcSpec("relax_cell", "host"), Path(calc_dir))
+        return
     host = build_host(
         plan.composition,
         plan.start_lattice,
@@ -228,6 +251,9 @@ def prepare_bulk(
     host = HostStructure.from_json(host_json)
     plan = host_plan(config, host.name)
     calc_dir = Path(calc_dir)
+    if plan.framework != "perovskite":
+        _prepare_structure_bulk(config, host, plan, end_member_records, calc_dir)
+        return
     if plan.lattice_mode == "relax":
         structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
         _write_structure_files(structure, calc_dir)
@@ -310,6 +336,33 @@ def prepare_defect(
     _write_inputs(config, structure, calc, calc_dir)
 
 
+def _prepare_structure_bulk(
+    config: Mapping[str, Any],
+    host: Any,
+    plan: Any,
+    records: Mapping[str, str | Path],
+    calc_dir: Path,
+) -> None:
+    """Pristine supercell of a framework-any host: as built, or of the relaxed cell."""
+    from .generic_hosts import bulk_structure
+
+    relaxed = (
+        CalcRecord.from_json(records[plan.name]).require_converged().pmg_structure()
+        if plan.relax
+        else None
+    )
+    structure = bulk_structure(host, relaxed)
+    _write_structure_files(structure, calc_dir)
+    (calc_dir / "supercell.json").write_text(
+        json.dumps(
+            {"source": "relaxed unit cell" if plan.relax else "structure file as given"}
+            | {"structure": structure.as_dict()},
+            indent=1,
+        )
+    )
+    _write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -351,6 +404,8 @@ def host_phases(config: Mapping[str, Any], name: str, plan: Any = None) -> list[
     """
     from .study import check_defects
 
+    if config.get("chemical_potentials"):
+        return []  # limits given in config: no competing phase is computed
     plan = plan or host_plan(config, name)
     allowed = plan.elements | check_defects(config, [plan])
     return [p for p in config["competing_phases"] if cfg._element_set(p) <= allowed]
@@ -374,12 +429,26 @@ def chemical_potentials(
         record = CalcRecord.from_json(path).require_converged()
         phases[label] = (record.pmg_structure().composition.as_dict(), record.energy)
     dopants = sorted(check_defects(config, [plan]))
+    if config.get("chemical_potentials"):
+        from .user_chempots import limits_from_config
+
+        given = limits_from_config(
+            config["chemical_potentials"],
+            host.pmg_structure().composition.as_dict(),
+            host.energy,
+            dopants,
+            host_label=name,
+        )
+        given.write_json(out_json)
+        for note in given.notes[1:]:
+            log.warning(note)
+        return
     limits = compute_chemical_potential_limits(
         host.pmg_structure().composition.as_dict(),
         host.energy,
         phases,
         extrinsic_elements=dopants,
-        rich_element=plan.composition.majority_halide,
+        rich_element=plan.composition.majority_halide if plan.framework == "perovskite" else None,
         host_label=name,
     )
     unlisted = cfg.unlisted_phases(plan.elements | set(dopants), list(config["competing_phases"]))
@@ -555,8 +624,14 @@ def tables(
     provenance: list[dict[str, Any]] = [_provenance(bulk, bulk_record)]
     states: dict[tuple[str, int], DefectStates] = {}
     sites: dict[str, DefectSite] = {}
-    # Multiplicities are per formula unit ABX3: the supercell holds one per B atom.
-    n_cells = sum(site.specie.symbol in ("Pb", "Sn") for site in bulk.pmg_structure())
+    # Multiplicities are per formula unit ABX3: the supercell holds one per B atom
+    # (framework any: per formula unit of the reduced formula).
+    if config["host"].get("framework", "perovskite") != "perovskite":
+        from .generic_hosts import formula_units
+
+        n_cells = formula_units(bulk.pmg_structure())
+    else:
+        n_cells = sum(site.specie.symbol in ("Pb", "Sn") for site in bulk.pmg_structure())
     volume = bulk.pmg_structure().volume
     orientational = config["concentrations"]["orientational_degeneracy"]
     spins: dict[str, dict[int, float]] = {}
@@ -702,18 +777,29 @@ def _provenance(record: CalcRecord, path: str | Path) -> dict[str, Any]:
         "charge": record.charge,
         "converged": record.converged,
         "settings": record.settings,
-    }
+    } | (  # a replayed recording (tests only) is never mistaken for a run
+        {"replayed_from": record.extra["replayed_from"]} if "replayed_from" in record.extra else {}
+    )
 
 
 def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> list[str]:
     from .dielectric import describe as describe_dielectric
 
     settings = bulk.settings.get("settings", {})
+    functional = str(settings.get("functional", "pbe")).upper()
+    soc = "with" if settings.get("soc") else "no"
+    mesh = bulk.settings.get("kpoint_mesh")
+    if bulk.engine == "cp2k":
+        engine = (
+            f"level '{config['level']}' (basis {settings.get('basis')}, cutoff "
+            f"{settings.get('cutoff_ry')} Ry, supercell k-mesh {mesh})"
+        )
+    else:  # VASP: the settings of vasp.settings
+        engine = f"{functional}, ENCUT {settings.get('encut')} eV, supercell k-mesh {mesh}"
     notes = [
-        f"Engine: {bulk.engine} {bulk.engine_version}; level '{config['level']}' "
-        f"(basis {settings.get('basis')}, cutoff {settings.get('cutoff_ry')} Ry, "
-        f"supercell k-mesh {bulk.settings.get('kpoint_mesh')}).",
-        f"Bulk VBM {bulk.vbm:.4f} eV, band gap {gap:.3f} eV (PBE, no spin-orbit coupling).",
+        f"Engine: {bulk.engine} {bulk.engine_version}; {engine}.",
+        f"Bulk VBM {bulk.vbm:.4f} eV, band gap {gap:.3f} eV ({functional}, {soc} spin-orbit "
+        "coupling).",
         f"Correction: {config['correction']} with dielectric constant "
         f"{describe_dielectric(config['dielectric'])} ({config['dielectric']['source']}).",
         "Chemical potentials (eV, relative to the elemental phases): "
@@ -722,6 +808,8 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
             for name in limits.limit_names
         ),
     ]
+    if not all(limits.delta_mu(name) for name in limits.limit_names):
+        notes.pop()  # given absolute values without elemental references: the next note
     notes += list(limits.notes)
     notes.append("Every number traces to results/<study>/tables/provenance.json.")
     return notes
@@ -741,6 +829,16 @@ def aggregate_tables(
     for name in host_names:
         meta = json.loads((results_dir / name / "structures" / "host.json").read_text())
         achieved = meta["metadata"]["composition_achieved"]
+        if meta["metadata"].get("framework", "perovskite") != "perovskite":
+            hosts.append(
+                {
+                    "name": name,
+                    "composition": {"formula": meta["metadata"]["formula"]},
+                    "tables": results_dir / name / "tables",
+                    "manifest": results_dir / name / "defects" / "manifest.json",
+                }
+            )
+            continue
         hosts.append(
             {
                 "name": name,

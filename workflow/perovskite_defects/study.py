@@ -56,10 +56,18 @@ class HostPlan:
     formula_units_per_cell: int = 1
     end_member_keys: tuple[tuple[str, str, str], ...] = field(default=())
     lattice_mode: str = "vegard"
+    framework: str = "perovskite"
 
     @property
     def is_end_member(self) -> bool:
         return not self.composition.is_alloy
+
+    @property
+    def energy_from_unitcell(self) -> bool:
+        """The host energy for chemical potentials is the unit cell's (an end member with
+        an atomic A cation, lattice_mode vegard), otherwise the bulk supercell's (SQS,
+        molecules, or any host whose supercell relaxes itself)."""
+        return self.is_end_member and self.composition.a == "Cs" and self.lattice_mode == "vegard"
 
     @property
     def elements(self) -> set[str]:
@@ -97,13 +105,18 @@ def _lattice_mode(settings: Mapping[str, Any], key: str) -> str:
     return mode
 
 
-def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[HostPlan]:
+def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[Any]:
     """Every host of the study (the sweep, or the single ``host``), validated.
 
     Raises CompositionError (one line naming the key) for a bad composition, a supercell
-    that cannot hold it, or a structure file without the expected sublattices.
+    that cannot hold it, or a structure file without the expected sublattices. A
+    ``framework: any`` host gives one generic_hosts.StructureHostPlan.
     """
+    from .generic_hosts import PEROVSKITE, framework, plan_structure_host
     from .hosts import load_user_structure
+
+    if framework(config) != PEROVSKITE:
+        return [plan_structure_host(config["host"], config.get("sweep"), project_root)]
 
     plans: dict[str, HostPlan] = {}
     for entry in expand_sweep(config["host"], config.get("sweep")):
@@ -163,6 +176,9 @@ def end_member_plans(config: Mapping[str, Any], hosts: list[HostPlan]) -> dict[s
     by_name = {h.name: h for h in hosts}
     out: dict[str, HostPlan] = {}
     for host in hosts:
+        if host.framework != "perovskite":  # its own cell, relaxed when relax is true
+            out.update({name: host for name in host.end_members})
+            continue
         for (a, b, x), name in zip(host.end_member_keys, host.end_members, strict=True):
             if name in by_name:
                 out[name] = by_name[name]
@@ -189,15 +205,29 @@ def defect_requests(config: Mapping[str, Any]) -> list[DefectRequest]:
             representatives=d.get("representatives"),
             site_index=d.get("site_index", 0),
             all_sites=bool(d.get("all_sites", False)),
+            atom_index=d.get("atom_index"),
         )
         for d in config["defects"]
     ]
 
 
-def check_defects(config: Mapping[str, Any], hosts: list[HostPlan]) -> set[str]:
+def check_defects(config: Mapping[str, Any], hosts: list[Any]) -> set[str]:
     """Every config defect must exist in every host; returns the dopant species."""
     dopants: set[str] = set()
+    for host in hosts:
+        if host.framework != "perovskite":
+            from .generic_hosts import check_structure_defects
+
+            dopants |= check_structure_defects(config["defects"], host)
+    hosts = [h for h in hosts if h.framework == "perovskite"]
     for i, req in enumerate(defect_requests(config)):
+        if not hosts:
+            break
+        if req.atom_index is not None:
+            raise CompositionError(
+                f"config key 'defects.{i}.atom_index': only for host.framework any "
+                "(perovskite hosts choose sites by site class)"
+            )
         for host in hosts:
             comp = host.composition
             names = concrete_names(req.name, comp.a, comp.b_species, comp.x_species)

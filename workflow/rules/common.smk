@@ -12,6 +12,7 @@ from perovskite_defects import config as pd_config
 from perovskite_defects import steps as pd_steps
 from perovskite_defects import study as pd_study
 from perovskite_defects.defect_sets import manifest_jobs
+from perovskite_defects.user_chempots import limit_names as pd_limit_names
 
 try:
     CONFIG = pd_config.validate(config)
@@ -31,7 +32,9 @@ HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_R
 END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
 HOSTS = list(HOST_PLANS)
 # Hosts with lattice_mode relax: their supercell is relaxed itself (no end members).
-RELAXED_HOSTS = [h for h, p in HOST_PLANS.items() if p.lattice_mode == "relax"]
+RELAXED_HOSTS = [
+    h for h, p in HOST_PLANS.items() if getattr(p, "lattice_mode", "") == "relax"
+]
 
 
 def one_of(names):
@@ -97,7 +100,7 @@ def bulk_input_files(wildcards):
     """The host structure and what gives the bulk its lattice: the relaxed end-member unit
     cells (lattice_mode vegard) or the host supercell's own relaxation (relax)."""
     folder = f"results/{wildcards.study}/{wildcards.host}"
-    if HOST_PLANS[wildcards.host].lattice_mode == "relax":
+    if wildcards.host in RELAXED_HOSTS:
         return {
             "host": f"{folder}/structures/host.json",
             "relaxed": f"{folder}/relax/record.json",
@@ -107,9 +110,10 @@ def bulk_input_files(wildcards):
 
 def host_energy_record(wildcards):
     """Energy of the host for chemical potentials: the unit cell of an end member with an
-    atomic A cation (as before), otherwise the bulk supercell (SQS or molecules)."""
+    atomic A cation (as before), otherwise the bulk supercell (SQS, molecules, framework
+    any)."""
     plan = HOST_PLANS[wildcards.host]
-    if plan.is_end_member and plan.composition.a == "Cs" and plan.end_members:
+    if plan.energy_from_unitcell:
         return f"results/{wildcards.study}/{wildcards.host}/unitcell/record.json"
     return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 

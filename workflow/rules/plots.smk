@@ -1,12 +1,12 @@
 # Figures: formation-energy diagrams per composition and chemical-potential limit, and
 # the trap-level chart across compositions; registered for `snakemake --report`.
 
-# The limits are named after each host's (majority) halide (chempots.py): "<X>-rich" and
-# "<X>-poor"; one diagram per host and limit.
+# One diagram per host and chemical-potential limit: "<X>-rich" and "<X>-poor" of the
+# computed limits (chempots.py), or the names of the limits given in config.
 PLOTS = [
-    f"{RESULTS}/plots/formation_energy_{host}_{plan.composition.majority_halide}-{side}.{ext}"
+    f"{RESULTS}/plots/formation_energy_{host}_{limit}.{ext}"
     for host, plan in HOST_PLANS.items()
-    for side in ("rich", "poor")
+    for limit in pd_limit_names(CONFIG, plan)
     for ext in ("png", "svg")
 ] + [f"{RESULTS}/plots/trap_levels.{ext}" for ext in ("png", "svg")]
 
