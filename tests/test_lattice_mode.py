@@ -84,6 +84,10 @@ def test_one_composition_may_override_the_mode() -> None:
             {"sweep": {"compositions": [{"A": "Cs", "X": "I", "x": 0, "lattice_mode": "x"}]}},
             "config key 'sweep.compositions.0.lattice_mode': 'x' is not one of",
         ),
+        (
+            {"host": {"framework": "any", "structure": "x.cif", "lattice_mode": "relax"}},
+            "config key 'host.lattice_mode': relax is for perovskite hosts",
+        ),
     ],
 )
 def test_bad_lattice_mode_is_one_line_error(raw: dict, message: str) -> None:
