@@ -1,15 +1,18 @@
 """Freysoldt-Neugebauer-Van de Walle (FNV) finite-size correction for charged defects.
 
-This wraps pymatgen-analysis-defects' ``get_freysoldt_correction`` rather than
-re-implementing it: fed with the planar averages of our :class:`PotentialGrid` objects (it
-accepts a dict of planar averages plus a lattice, so no Locpot and no slow I/O), it
-reproduces the CdTe V_Cd^-2 reference (eps = 9.13): total 0.72777 eV (reference 0.7278),
-point-charge part 0.683895 eV (reference 0.6839, analytic Madelung 0.68389), in 0.3-0.5 s
-of compute after a 2.7 s import. Its alignment is the mean of (dV_DFT - V_model) over a 1 Å
-window half a cell away from the defect along each axis (fixed in the library).
+Two backends give the same numbers (tests: within 1e-5 eV). The default, ``native``,
+evaluates pymatgen-analysis-defects' FNV formulas (its Gaussian model charge, constants,
+alignment window and sign convention) here with numpy, because importing that library
+costs ~2.9 s per process, more than the correction itself (``bench/bench_cdte.py``).
+``library`` calls its ``get_freysoldt_correction`` with the planar averages of our
+:class:`PotentialGrid` objects (a dict of planar averages plus a lattice: no Locpot, no slow
+I/O). Both reproduce the CdTe V_Cd^-2 reference (eps = 9.13): total 0.72777 eV (reference
+0.7278), point-charge part 0.683895 eV (reference 0.6839, analytic Madelung 0.68389). The
+alignment is the mean of (dV_DFT - V_model) over a 1 Å window half a cell away from the
+defect along each axis, as in the library.
 
-Two details are handled here instead of in the library (pymatgen-analysis-defects
-2026.10.24):
+Two details of the library (pymatgen-analysis-defects 2026.10.24) are handled here; the
+planar averages are prepared the same way for both backends:
 
 - for dict input it builds its axis grid with ``np.linspace(0, L, n)`` (endpoint included,
   spacing L/(n-1)), which misplaces the defect by up to one grid plane when it rolls the
