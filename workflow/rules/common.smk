@@ -43,7 +43,7 @@ def one_of(names):
 
 
 # Rules that build a host only match the hosts of this study (a folder of another host,
-# e.g. prepared by hand, is then a plain input of the run and correction rules).
+# e.g. prepared by hand, is then a plain input of the run and defect_analysis rules).
 HOST_RE = one_of(HOSTS)
 END_MEMBER_RE = one_of(END_MEMBERS)
 RELAXED_HOST_RE = one_of(RELAXED_HOSTS)
