@@ -32,9 +32,7 @@ HOST_PLANS = {h.name: h for h in pd_study.plan_hosts(CONFIG, pd_config.PROJECT_R
 END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
 HOSTS = list(HOST_PLANS)
 # Hosts with lattice_mode relax: their supercell is relaxed itself (no end members).
-RELAXED_HOSTS = [
-    h for h, p in HOST_PLANS.items() if getattr(p, "lattice_mode", "") == "relax"
-]
+RELAXED_HOSTS = [h for h, p in HOST_PLANS.items() if p.lattice_mode == "relax"]
 
 
 def one_of(names):
