@@ -22,7 +22,7 @@ from perovskite_defects.generic_hosts import (
     plan_structure_host,
 )
 from perovskite_defects.hosts import min_image_distance
-from perovskite_defects.study import defect_requests
+from perovskite_defects.study import AnyHostPlan, defect_requests, plan_hosts
 from perovskite_defects.tables import formation_energy_table
 from perovskite_defects.thermo import DefectChargeEntry
 from perovskite_defects.user_chempots import CONSISTENCY_TOLERANCE, limits_from_config
@@ -74,6 +74,28 @@ def test_framework_any_host_plan_and_supercell(cdte_file: Path) -> None:
     # nothing of the perovskite schema is needed, and a relaxed host relaxes its own cell
     relaxed = cfg.validate(any_config(cdte_file, host={**config["host"], "relax": True}))
     assert plan_structure_host(relaxed["host"], None, None).end_members == ("CdTe",)
+
+
+def test_both_plan_kinds_give_what_the_rules_read(cdte_file: Path) -> None:
+    any_plan = plan_hosts(cfg.validate(any_config(cdte_file)))[0]
+    (perovskite_plan,) = plan_hosts(cfg.validate({}))
+    for plan in (any_plan, perovskite_plan):
+        assert isinstance(plan, AnyHostPlan), type(plan).__name__
+        assert plan.lattice_mode == "vegard"
+    assert (any_plan.framework, perovskite_plan.framework) == ("any", "perovskite")
+
+
+def test_dry_run_of_a_framework_any_study(cdte_file: Path, tmp_path: Path) -> None:
+    """The rule files evaluate a structure-file host (no DFT: snakemake -n)."""
+    from test_workflow import snakemake
+
+    config = any_config(cdte_file, study="cdte_dry")
+    for relax in (False, True):
+        config["host"]["relax"] = relax
+        proc = snakemake(tmp_path, config, "--cores", "1", "-n")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "results/cdte_dry/CdTe/bulk/record.json" in proc.stdout
+        assert ("results/cdte_dry/CdTe/unitcell/record.json" in proc.stdout) == relax
 
 
 def test_auto_supercell_of_an_oblique_cell_keeps_images_apart() -> None:

@@ -80,6 +80,12 @@ class StructureHostPlan:
         return self.relax
 
     @property
+    def lattice_mode(self) -> str:
+        """Always "vegard": the supercell repeats the file's (optionally relaxed) cell; the
+        relax mode (relaxing the supercell itself) is refused for this framework."""
+        return "vegard"
+
+    @property
     def energy_from_unitcell(self) -> bool:
         """The host energy for chemical potentials is the bulk supercell's."""
         return False

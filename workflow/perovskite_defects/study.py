@@ -3,10 +3,10 @@ defect requests, computed from the validated config before any job starts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .composition import (
     Composition,
@@ -24,6 +24,37 @@ from .defect_sets import (
     concrete_names,
     site_species_missing,
 )
+
+
+@runtime_checkable
+class AnyHostPlan(Protocol):
+    """What the rules read from a host plan, whichever framework made it (HostPlan for
+    perovskites, generic_hosts.StructureHostPlan for a structure file). Typed so that
+    mypy catches a plan class missing one of them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+    @property
+    def lattice_mode(self) -> str: ...
+
+    @property
+    def end_members(self) -> tuple[str, ...]: ...
+
+    @property
+    def energy_from_unitcell(self) -> bool: ...
+
+    @property
+    def framework(self) -> str: ...
+
+    @property
+    def end_member_keys(self) -> tuple[Any, ...]: ...
+
+    @property
+    def elements(self) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +136,7 @@ def _lattice_mode(settings: Mapping[str, Any], key: str) -> str:
     return mode
 
 
-def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[Any]:
+def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> list[AnyHostPlan]:
     """Every host of the study (the sweep, or the single ``host``), validated.
 
     Raises CompositionError (one line naming the key) for a bad composition, a supercell
@@ -170,11 +201,13 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
     return list(plans.values())
 
 
-def end_member_plans(config: Mapping[str, Any], hosts: list[HostPlan]) -> dict[str, HostPlan]:
+def end_member_plans(
+    config: Mapping[str, Any], hosts: Sequence[AnyHostPlan]
+) -> dict[str, AnyHostPlan]:
     """Host plans of every end member that an alloy's Vegard lattice needs (name -> plan);
     end members that are hosts of the sweep are included as they are."""
     by_name = {h.name: h for h in hosts}
-    out: dict[str, HostPlan] = {}
+    out: dict[str, AnyHostPlan] = {}
     for host in hosts:
         if host.framework != "perovskite":  # its own cell, relaxed when relax is true
             out.update({name: host for name in host.end_members})
