@@ -14,6 +14,8 @@ from perovskite_defects.concentrations import (
     DefectSite,
     band_model,
     concentration_rows,
+    dopant_effect_rows,
+    dopants_of,
     fermi_rows,
     site_density,
     solve_limits,
@@ -61,6 +63,50 @@ def test_single_donor_closed_form() -> None:
     assert fermi_rows(results)[0]["Fermi level above VBM (eV)"] == sol.fermi_level
     with pytest.raises(ValueError, match="concentrations.limits"):
         solve_limits(_settings(limits=["nope"]), entries, sites, ["X-rich"], bands)
+
+
+def test_dopant_effect_against_closed_forms() -> None:
+    """A native deep donor D (+1) alone sits against electrons: E_F = (E_g - E_D)/2 +
+    kT/2 ln(N / N_c). An acceptor dopant A (-1) pins E_F where D+ and A- compensate:
+    E_F = (E_A - E_D)/2 + kT/2 ln(N_A / N_D), with carriers negligible (> 0.9 eV from both
+    edges), so the deep-trap density D+ rises from n to N_D exp(-(E_D + E_F)/kT)."""
+    gap, e_d, e_a, t, n_sites = 2.0, -0.5, 1.5, 300.0, 1e22
+    entries = [
+        DefectChargeEntry("D", 1, {"rich": e_d}),
+        DefectChargeEntry("Na_A", -1, {"rich": e_a}),
+    ]
+    sites = {name: DefectSite(name, n_sites, {q: 1.0}) for name, q in (("D", 1), ("Na_A", -1))}
+    bands = EffectiveMassBands(gap, 0.2, 0.2)
+    settings = _settings()
+    native = solve_limits(settings, entries, {"D": sites["D"]}, ["rich"], bands)
+    full = solve_limits(settings, entries, sites, ["rich"], bands)
+    (row,) = dopant_effect_rows(native, full, ["Na"], ["D"])
+    kt = K_B * t
+    n_c = effective_density_of_states(0.2, t)
+    ef_native = (gap - e_d) / 2 + kt / 2 * math.log(n_sites / n_c)
+    ef_doped = (e_a - e_d) / 2  # N_A = N_D
+    assert row["Fermi level, native only (eV)"] == pytest.approx(ef_native, abs=2e-3)
+    assert row["Fermi level, with dopants (eV)"] == pytest.approx(ef_doped, abs=1e-6)
+    assert (
+        row["Fermi level, with dopants (eV)"] == fermi_rows(full)[0]["Fermi level above VBM (eV)"]
+    )
+    trap_native = row["deep-trap density, native only (cm^-3)"]
+    assert trap_native == pytest.approx(row["n, native only (cm^-3)"], rel=1e-4)
+    expected = n_sites * math.exp(-(e_d + ef_doped) / kt)
+    assert row["deep-trap density, with dopants (cm^-3)"] == pytest.approx(expected, rel=1e-5)
+    assert (row["dopants"], row["deep-trap defects"]) == ("Na", "D")
+    # a dopant defect with a deep level counts in the doped column only
+    (both,) = dopant_effect_rows(native, full, ["Na"], ["D", "Na_A"])
+    assert both["deep-trap density, native only (cm^-3)"] == trap_native
+    assert both["deep-trap density, with dopants (cm^-3)"] == pytest.approx(2 * expected, rel=1e-5)
+
+
+def test_dopants_of_a_defect() -> None:
+    host = {"Cs", "Pb", "I"}
+    assert dopants_of({"I": -1}, host) == []
+    assert dopants_of({"Na": 1, "Pb": -1}, host) == ["Na"]
+    assert dopants_of({"Na": 1, "I": -1}, host) == ["Na"]  # the Na_B+V_X complex
+    assert dopants_of({"Na": -1}, {"Na", "Cl"}) == []  # removing a host atom is native
 
 
 def test_quench_keeps_totals() -> None:

@@ -15,12 +15,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
-# One defect in a 5-atom cell at a low cutoff: every DFT job takes seconds.
+# A vacancy and a dopant in a 5-atom cell at a low cutoff: every DFT job takes seconds.
 TINY = {
     "study": "tiny",
     "host": {"lattice_constant": 6.30, "relax": True, "supercell": [1, 1, 1]},
-    "defects": [{"name": "V_I", "charges": [1, 0, -1]}],
-    "competing_phases": ["Cs", "Pb", "I2", "CsI", "PbI2"],
+    "defects": [{"name": "V_I", "charges": [1, 0, -1]}, {"name": "Na_Cs", "charges": [0]}],
+    "competing_phases": ["Cs", "Pb", "I2", "Na", "CsI", "PbI2", "NaI"],
     "resources": {"mpi_ranks": 1},
     "cp2k": {
         "settings": {
@@ -61,8 +61,14 @@ def test_tiny_study_end_to_end(tmp_path: Path, cp2k_binary: str) -> None:
         assert (tables / f"{name}.csv").is_file()
         assert (tables / f"{name}.md").read_text().startswith("#")
     with open(tables / "formation_energies.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert {int(r["charge"]) for r in rows} == {1, 0, -1}
+        all_rows = list(csv.DictReader(fh))
+    assert {(r["defect"], int(r["charge"])) for r in all_rows} == {
+        ("V_I", 1),
+        ("V_I", 0),
+        ("V_I", -1),
+        ("Na_Cs", 0),
+    }
+    rows = [r for r in all_rows if r["defect"] == "V_I"]
     limit_columns = [c for c in rows[0] if c.startswith("E_f[")]
     assert {"E_f[I-rich] (eV)", "E_f[I-poor] (eV)"} <= set(limit_columns)
     for row in rows:
@@ -93,6 +99,20 @@ def test_tiny_study_end_to_end(tmp_path: Path, cp2k_binary: str) -> None:
         conc = list(csv.DictReader(fh))
     assert {int(r["charge"]) for r in conc} == {1, 0, -1}
     assert all(float(r["concentration (cm^-3)"]) >= 0 for r in conc)
+    # what Na changes: the study's Fermi level with Na against the native defects alone
+    with open(tables / "dopant_effect.csv") as fh:
+        effect = {r["limit"]: r for r in csv.DictReader(fh)}
+    with open(tables / "transition_levels.csv") as fh:
+        deep = {r["defect"] for r in csv.DictReader(fh) if r["class"] == "deep"}
+    assert set(effect) == {"I-rich", "I-poor"}
+    for row in fermi:
+        doped = effect[row["limit"]]
+        assert doped["dopants"] == "Na"
+        assert float(doped["Fermi level, with dopants (eV)"]) == float(
+            row["Fermi level above VBM (eV)"]
+        )
+        assert math.isfinite(float(doped["Fermi level, native only (eV)"]))
+        assert set(doped["deep-trap defects"].split()) == deep
     plots = tmp_path / "results" / "tiny" / "plots"
     for stem in ("formation_energy_CsPbI3_I-rich", "formation_energy_CsPbI3_I-poor",
                  "trap_levels"):  # fmt: skip

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .concentrations import DOPANT_EFFECT_COLUMNS
 from .tables import read_csv, write_csv, write_markdown
 from .thermo import transition_levels
 
@@ -35,8 +36,9 @@ def boltzmann_average(energies: Sequence[float], temperature: float) -> float:
 def aggregate(
     hosts: Sequence[Mapping[str, Any]], temperature: float, out_dir: str | Path
 ) -> dict[str, list[dict[str, Any]]]:
-    """Write formation_energies, transition_levels, fermi_level, concentrations (when the
-    hosts have them), class_averages and class_transition_levels (CSV + Markdown).
+    """Write formation_energies, transition_levels, fermi_level, concentrations and
+    dopant_effect (when the hosts have them), class_averages and class_transition_levels
+    (CSV + Markdown).
 
     Args:
         hosts: per host {"name", "composition" (requested/achieved dict), "tables" (its
@@ -49,6 +51,7 @@ def aggregate(
     tl_all: list[dict[str, Any]] = []
     fermi_all: list[dict[str, Any]] = []
     conc_all: list[dict[str, Any]] = []
+    dopant_all: list[dict[str, Any]] = []
     avg_all: list[dict[str, Any]] = []
     class_tl: list[dict[str, Any]] = []
     for host in hosts:
@@ -103,6 +106,9 @@ def aggregate(
                     }
                     | row
                 )
+        dopant_file = Path(host["tables"]) / "dopant_effect.csv"
+        if dopant_file.is_file():
+            dopant_all += [head | row for row in read_csv(dopant_file)]
         groups: dict[tuple[str, str], dict[int, dict[str, list[float]]]] = {}
         for row in fe:
             if row.get("converged") is not True:
@@ -158,6 +164,7 @@ def aggregate(
         "transition_levels": tl_all,
         "fermi_level": fermi_all,
         "concentrations": conc_all,
+        "dopant_effect": dopant_all,
         "class_averages": avg_all,
         "class_transition_levels": class_tl,
     }
@@ -166,11 +173,13 @@ def aggregate(
         "transition_levels": "Charge-transition levels, all compositions",
         "fermi_level": "Self-consistent Fermi level, all compositions",
         "concentrations": "Defect concentrations, all compositions",
+        "dopant_effect": "Fermi level and deep traps without and with dopants, all compositions",
         "class_averages": "Site-class averages of formation energies",
         "class_transition_levels": "Charge-transition levels of the class-averaged energies",
     }
     for name, rows in tables.items():
-        columns = None if rows else ["host", "defect type", "site class"]
+        empty = ["host", *DOPANT_EFFECT_COLUMNS] if name == "dopant_effect" else None
+        columns = None if rows else (empty or ["host", "defect type", "site class"])
         write_csv(rows, out_dir / f"{name}.csv", columns)
         write_markdown(rows, out_dir / f"{name}.md", titles[name], notes, columns)
     return tables

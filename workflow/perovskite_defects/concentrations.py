@@ -234,3 +234,63 @@ def concentration_rows(results: Sequence[LimitResult]) -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def dopants_of(atoms_added: Mapping[str, int], host_elements: set[str]) -> list[str]:
+    """Elements a defect brings into the host (none for a native defect)."""
+    return sorted(el for el, n in atoms_added.items() if n > 0 and el not in host_elements)
+
+
+DOPANT_EFFECT_COLUMNS = (
+    "limit",
+    "dopants",
+    "Fermi level, native only (eV)",
+    "Fermi level, with dopants (eV)",
+    "n, native only (cm^-3)",
+    "n, with dopants (cm^-3)",
+    "p, native only (cm^-3)",
+    "p, with dopants (cm^-3)",
+    "deep-trap defects",
+    "deep-trap density, native only (cm^-3)",
+    "deep-trap density, with dopants (cm^-3)",
+)
+
+
+def _deep_trap_density(solution: FermiSolution, deep: Sequence[str]) -> float:
+    return math.fsum(solution.total_concentration(n) for n in deep if n in solution.concentrations)
+
+
+def dopant_effect_rows(
+    native_only: Sequence[LimitResult],
+    with_dopants: Sequence[LimitResult],
+    dopants: Sequence[str],
+    deep_defects: Sequence[str],
+) -> list[dict[str, Any]]:
+    """What the dopants change, per limit: the neutral state solved with the native defects
+    alone against the one with every defect (the study's Fermi-level table).
+
+    The deep-trap density is the summed concentration (all charge states) of the defects
+    with a deep transition level: each such centre traps carriers whatever its charge. With
+    dopants, dopant defects with a deep level count too.
+    """
+    rows = []
+    for nat, dop in zip(native_only, with_dopants, strict=True):
+        if nat.limit != dop.limit:
+            raise ValueError(f"limits out of step: {nat.limit} against {dop.limit}")
+        a, b = nat.room, dop.room
+        present = [n for n in deep_defects if n in a.concentrations or n in b.concentrations]
+        values = (
+            nat.limit,
+            " ".join(dopants),
+            a.fermi_level,
+            b.fermi_level,
+            a.electrons,
+            b.electrons,
+            a.holes,
+            b.holes,
+            " ".join(present),
+            _deep_trap_density(a, present),
+            _deep_trap_density(b, present),
+        )
+        rows.append(dict(zip(DOPANT_EFFECT_COLUMNS, values, strict=True)))
+    return rows

@@ -604,6 +604,7 @@ def tables(
         DefectSite,
         band_model,
         concentration_rows,
+        dopants_of,
         fermi_rows,
         site_density,
         solve_limits,
@@ -635,9 +636,12 @@ def tables(
     volume = bulk.pmg_structure().volume
     orientational = config["concentrations"]["orientational_degeneracy"]
     spins: dict[str, dict[int, float]] = {}
+    host_elements = {el.symbol for el in bulk.pmg_structure().composition.elements}
+    dopants: dict[str, list[str]] = {}
     for directory in map(Path, defect_dirs):
         cell = DefectCell.from_json(directory / DEFECT_CELL)
         record = CalcRecord.from_json(directory / RECORD)
+        dopants[cell.name] = dopants_of(cell.atoms_added, host_elements)
         corr = json.loads((directory / "correction.json").read_text())
         if record.extra.get("failure"):
             # Failed for good (see recovery.py): kept as a row, never as a number.
@@ -725,6 +729,20 @@ def tables(
     conc_rows = concentration_rows(results)
     write_csv(conc_rows, out_dir / "concentrations.csv")
     write_markdown(conc_rows, out_dir / "concentrations.md", "Defect concentrations", conc_notes)
+    _write_dopant_effect(
+        out_dir,
+        results,
+        solve_limits(
+            conc,
+            entries,
+            {n: site for n, site in sites.items() if not dopants[n]},
+            limits.limit_names,
+            bands,
+        ),
+        sorted({el for els in dopants.values() for el in els}),
+        sorted({row[DEFECT] for row in tl_rows if row["class"] == "deep"}),
+        conc_notes,
+    )
     plot_data = {
         "host": host or cfg.host_name(config),
         "gap": gap,
@@ -755,6 +773,37 @@ def tables(
             default=str,
         )
     )
+
+
+def _write_dopant_effect(
+    out_dir: Path,
+    with_dopants: Sequence[Any],
+    native_only: Sequence[Any],
+    dopants: Sequence[str],
+    deep: Sequence[str],
+    conc_notes: Sequence[str],
+) -> None:
+    """dopant_effect.csv/.md: the neutral state without and with the dopant defects (how
+    Na changes the Fermi level and the deep-trap density). Written for every study; without
+    a dopant defect it has no rows and its note says so."""
+    from .concentrations import DOPANT_EFFECT_COLUMNS, dopant_effect_rows
+    from .tables import write_csv, write_markdown
+
+    rows = dopant_effect_rows(native_only, with_dopants, dopants, deep) if dopants else []
+    notes = [
+        "Native only: charge neutrality with the native defects alone; with dopants: every "
+        "defect of the study (as in fermi_level). Dopant chemical potentials are those of the "
+        "limit (their solubility limit).",
+        "Deep-trap density: summed concentration, all charge states, of the defects with a deep "
+        "transition level (transition_levels table)."
+        + ("" if deep else " No defect of this study has a deep level."),
+        *conc_notes,
+    ]
+    if not dopants:
+        notes.insert(0, "The study has no dopant defect: nothing to compare.")
+    write_csv(rows, out_dir / "dopant_effect.csv", columns=DOPANT_EFFECT_COLUMNS)
+    title = "Fermi level and deep traps without and with dopants"
+    write_markdown(rows, out_dir / "dopant_effect.md", title, notes, columns=DOPANT_EFFECT_COLUMNS)
 
 
 def _lattice_info(bulk_dir: str | Path) -> dict[str, Any] | None:

@@ -82,6 +82,11 @@ rule aggregate_tables:
             caption="../report/concentrations.rst",
             category="Tables",
         ),
+        dopant_csv=report(
+            "results/{study}/tables/dopant_effect.csv",
+            caption="../report/dopant_effect.rst",
+            category="Tables",
+        ),
         other=expand(
             "results/{{study}}/tables/{name}",
             name=[
@@ -89,6 +94,7 @@ rule aggregate_tables:
                 "transition_levels.md",
                 "fermi_level.md",
                 "concentrations.md",
+                "dopant_effect.md",
                 "class_averages.csv",
                 "class_averages.md",
                 "class_transition_levels.csv",

@@ -52,6 +52,7 @@ HOST_TABLE_NAMES = (
     "transition_levels",
     "fermi_level",
     "concentrations",
+    "dopant_effect",
 )
 TABLES = [
     f"{RESULTS}/tables/{name}.{ext}"
