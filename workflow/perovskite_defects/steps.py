@@ -10,11 +10,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config as cfg
 from . import engines
 from .engines.base import CalcRecord, CalcSpec, EngineError
+
+if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
+    from .concentrations import LimitResult
 
 log = logging.getLogger("perovskite_defects")
 
@@ -777,8 +780,8 @@ def tables(
 
 def _write_dopant_effect(
     out_dir: Path,
-    with_dopants: Sequence[Any],
-    native_only: Sequence[Any],
+    with_dopants: Sequence[LimitResult],
+    native_only: Sequence[LimitResult],
     dopants: Sequence[str],
     deep: Sequence[str],
     conc_notes: Sequence[str],
