@@ -37,6 +37,21 @@ def zincblende() -> Structure:
     )
 
 
+def converged_record(structure: Structure, energy: float, charge: int = 0, **edges) -> CalcRecord:
+    """A hand-made converged VASP record: these tests check bookkeeping (which energy,
+    cell and charge go where), so the numbers are chosen to be solved by hand."""
+    return CalcRecord(
+        engine="vasp",
+        engine_version="test",
+        energy=energy,
+        charge=charge,
+        scf_converged=True,
+        geometry_converged=True,
+        structure=structure.as_dict(),
+        **edges,
+    )
+
+
 @pytest.fixture
 def cdte_file(tmp_path: Path) -> Path:
     path = tmp_path / "CdTe.vasp"
@@ -233,17 +248,7 @@ def test_given_limits_replace_competing_phases_and_keep_their_source(
     limits_cfg = {"Cd-rich": {"Cd": -1.0, "Te": -4.0}, "Te-rich": {"Cd": -2.0, "Te": -2.6}}
     config["chemical_potentials"]["limits"] = limits_cfg
     config["chemical_potentials"]["source"] = "Doe et al. (2099), HSE06"
-    bulk = CalcRecord(
-        engine="vasp",
-        engine_version="test",
-        energy=-20.0,
-        charge=0,
-        scf_converged=True,
-        geometry_converged=True,
-        structure=zincblende().as_dict(),
-        vbm=1.0,
-        cbm=2.5,
-    )
+    bulk = converged_record(zincblende(), -20.0, vbm=1.0, cbm=2.5)
     bulk.to_json(tmp_path / "bulk.json")
     out = tmp_path / "chemical_potentials.json"
     steps.chemical_potentials(config, "CdTe", tmp_path / "bulk.json", {}, out)
@@ -258,15 +263,7 @@ def test_given_limits_replace_competing_phases_and_keep_their_source(
 
     # formation energies from the given absolute values, by hand: V_Cd^-2 in a cell at
     # -14 eV: E_f(VBM) = -14 - (-20) - (-1) mu_Cd + (-2)(1.0) + 0.3
-    defect = CalcRecord(
-        engine="vasp",
-        engine_version="test",
-        energy=-14.0,
-        charge=-2,
-        scf_converged=True,
-        geometry_converged=True,
-        structure=zincblende().as_dict(),
-    )
+    defect = converged_record(zincblende(), -14.0, charge=-2)
     entry = DefectChargeEntry.from_records(
         "V_Cd", defect, bulk, {"Cd": -1}, limits.limits, correction=0.3
     )
@@ -303,15 +300,7 @@ def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
     )
     relaxed = unit.copy()
     relaxed.scale_lattice(unit.volume * 1.03**3)  # the engine found a 3 % larger cell
-    CalcRecord(
-        engine="vasp",
-        engine_version="test",
-        energy=-20.0,
-        charge=0,
-        scf_converged=True,
-        geometry_converged=True,
-        structure=relaxed.as_dict(),
-    ).to_json(tmp_path / "unitcell" / "record.json")
+    converged_record(relaxed, -20.0).to_json(tmp_path / "unitcell" / "record.json")
     bulk_dir = tmp_path / "bulk"
     steps.prepare_bulk(
         config,
