@@ -17,16 +17,21 @@ a sphere centred on it. Two radii for that sphere are defined here:
   defect, where its short-range potential need not have decayed.
 
 In a cubic supercell both are L/2. In a 2:1 tetragonal cell (a, a, 2a) they are a and
-a/2: measured on CP2K runs of a 10-atom 2x1x1 CsPbI3 cell with eps = diag(8, 8, 12), the
-eFNV corrections of Na_i(+1) differ by several tens of meV between the two (see
-``tests/test_efnv_elongated.py``).
+a/2: on CP2K runs of a 10-atom 2x1x1 CsPbI3 cell (a = 6.40 Å) with the test tensor
+eps = diag(8, 8, 12), the eFNV corrections are -0.0556 eV (2 atoms sampled) against
+-0.2876 eV (8 atoms) for V_I(+1), and 0.9664 (3) against 0.7079 eV (7) for Na_i(+1);
+pydefect 0.10.1 on the same site potentials gives the first of each pair to 1e-10 eV, and
+the second when given the 3.2 Å radius (``tests/test_efnv_elongated.py``). That cell is
+far too small for a physical correction; it shows how much the choice matters.
 
-Atoms ON the sphere (within :data:`ON_SPHERE_TOL`, rounding of the coordinates in the
-output files) are not outside it and are never sampled. pydefect compares the raw floats
-(``distance > radius``), so for such atoms, which symmetric supercells always have (e.g.
-the image of a vacancy's own site half a period away), its choice follows the last bit of
-the rounding; in the CdTe V_Cd^-2 reference it sampled 1 of the 3 Cd atoms at exactly L/2
-(0.7509 eV, doped 3.2.1), this rule none of them (0.7490 eV).
+Atoms ON the sphere (within :data:`ON_SPHERE_TOL`, i.e. up to the rounding of the
+coordinates in the output files) are not outside it and are never sampled. pydefect
+compares the raw floats (``distance > radius``), so for such atoms, which symmetric
+supercells often have (e.g. the image of a vacancy's own site half a period away), its
+choice follows the last bits of the rounding: in the CdTe V_Cd^-2 reference it samples 1
+of the 3 equivalent Cd atoms lying at exactly L/2 (33 atoms, 0.75086 eV, as doped 3.2.1),
+and gives 0.74901 eV, this code's value, when its radius is raised by 1e-3 Å (checked with
+pydefect 0.10.1). In the V_I(+1) cell above its rounding left the on-sphere atom out.
 """
 
 from __future__ import annotations
