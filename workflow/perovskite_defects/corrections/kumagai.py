@@ -85,7 +85,7 @@ class EFNVResult:
         error: |q| x the standard error of the mean of dV over the sampling region
             (std with ddof=1 over sqrt(n_sampled)): the statistical uncertainty of the
             alignment, the quantity doped reports (0.005 eV for the CdTe reference). The
-            plain spread, |q| x std(dV), is larger (0.030 eV there); get it from
+            plain spread, |q| x std(dV), is larger (0.028 eV there); get it from
             ``site_delta_v[sampled]`` when a stricter flatness test is wanted.
         sampling_radius: radius (Å) of the sphere around the defect beyond which atoms are
             sampled (atoms on it are not), for the region named by ``sampling``.
