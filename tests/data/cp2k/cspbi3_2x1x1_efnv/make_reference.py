@@ -6,7 +6,9 @@ Run from the repository root, in a venv holding pydefect (recorded: pydefect 0.1
 
     python -m venv /tmp/pydefect_venv && /tmp/pydefect_venv/bin/pip install pydefect
     PYTHONPATH=workflow /tmp/pydefect_venv/bin/python \
-        tests/data/cp2k/cspbi3_2x1x1_efnv/make_reference.py
+        tests/data/cp2k/cspbi3_2x1x1_efnv/make_reference.py | grep -v INFO
+
+(pydefect/vise print their settings as INFO lines on stdout; the rest is one JSON object.)
 
 The structures and site potentials are read with this package's CP2K parser and its
 1 Å sphere averages of the Hartree cube (what ``correction()`` feeds eFNV), then handed to
