@@ -68,23 +68,44 @@ def _compare_sites(
 ) -> tuple[list[int], list[int], list[int]]:
     """Bulk-site indices left empty, and defect-site indices that are new or changed species.
 
-    Uses an optimal one-to-one assignment (Hungarian algorithm) so that two atoms can never
-    claim the same bulk site, then rejects pairs further apart than ``tol``.
+    Uses an optimal one-to-one assignment (:func:`assign_sites`) so that two atoms can
+    never claim the same bulk site, keeping only pairs at most ``tol`` apart.
     """
-    from scipy.optimize import linear_sum_assignment  # scipy import is slow: keep it local
-
-    rows, cols = linear_sum_assignment(dist)
-    close = dist[rows, cols] <= tol
-    matched_bulk = set(rows[close].tolist())
-    matched_defect = set(cols[close].tolist())
+    rows, cols = assign_sites(dist, tol)
+    matched_bulk = set(rows.tolist())
+    matched_defect = set(cols.tolist())
     vacancies = [i for i in range(len(bulk)) if i not in matched_bulk]
     interstitials = [j for j in range(len(defect)) if j not in matched_defect]
     substitutions = [
         int(j)
-        for i, j in zip(rows[close], cols[close], strict=True)
+        for i, j in zip(rows, cols, strict=True)
         if bulk[int(i)].species != defect[int(j)].species
     ]
     return vacancies, interstitials, substitutions
+
+
+def assign_sites(dist: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, column) of the optimal one-to-one assignment of ``dist`` within ``tol``.
+
+    The optimal assignment (least total distance, ``min(rows, columns)`` pairs, Hungarian
+    algorithm) keeping only pairs at most ``tol`` apart; rows ascending. Usually no
+    algorithm is needed: when the pairs within ``tol`` already form a one-to-one
+    assignment of that size, it is the unique optimum (any other assignment swaps some of
+    these pairs, each <= tol, for as many others, each > tol, so it costs more) and is
+    returned directly. Only otherwise (e.g. two atoms near one site, or a vacancy with an
+    interstitial) is scipy's ``linear_sum_assignment`` run.
+    """
+    close = dist <= tol
+    if (close.sum(axis=1) <= 1).all() and (close.sum(axis=0) <= 1).all():
+        rows, cols = np.nonzero(close)
+        if rows.size == min(dist.shape):
+            return rows, cols
+    # imported only here: scipy.optimize costs ~0.8 s CPU to import, most of a CLI call
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(dist)
+    keep = dist[rows, cols] <= tol
+    return rows[keep], cols[keep]
 
 
 def _as_structure(structure: Structure | dict[str, Any]) -> Structure:
