@@ -55,3 +55,22 @@ def test_ambiguous_pairs_use_the_full_assignment() -> None:
     np.testing.assert_array_equal(rows, ref_rows)
     np.testing.assert_array_equal(cols, ref_cols)
     assert rows.tolist() == [0, 1, 2] and cols.tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cell_distances_are_minimum_image_distances(seed: int) -> None:
+    """Against pymatgen's ``get_all_distances`` and a brute-force search over images."""
+    from pymatgen.core import Lattice, Structure
+
+    from perovskite_defects.corrections.cells import Cell
+
+    rng = np.random.default_rng(seed)
+    lattice = np.diag(rng.uniform(6, 9, 3)) + rng.uniform(-1, 1, (3, 3))
+    lattice[2] += lattice[0] + lattice[1]  # a skewed basis of the same lattice
+    a, b = rng.uniform(-1, 2, (6, 3)), rng.uniform(-1, 2, (9, 3))
+    cell = Cell.of(Structure(Lattice(lattice), ["Cs"] * 6, a))
+    ours = cell.distances(a, b)
+    np.testing.assert_allclose(ours, Lattice(lattice).get_all_distances(a, b), atol=1e-10)
+    shifts = np.stack(np.meshgrid(*[np.arange(-4, 5)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    diff = (b[None, :, None, :] - a[:, None, None, :] + shifts[None, None]) @ lattice
+    np.testing.assert_allclose(ours, np.linalg.norm(diff, axis=-1).min(axis=-1), atol=1e-10)

@@ -66,3 +66,31 @@ def test_detect_engine(tmp_path: Path) -> None:
     assert detect_engine(tmp_path) == "cp2k"
     (tmp_path / "vasprun.xml.gz").write_text("")
     assert detect_engine(tmp_path) == "vasp"
+
+
+def test_both_schemes_in_one_call_equal_two_calls(cdte_reference: Path, capsys) -> None:
+    def run(scheme: str) -> dict:
+        code = main(["correct", "--bulk", str(cdte_reference / "bulk_vasp_gam"),
+                     "--defect", str(cdte_reference / "v_Cd_-2_vasp_gam"), "--charge", "-2",
+                     "--dielectric", "9.13", "--correction", scheme, "--json"])  # fmt: skip
+        assert code == 0
+        return json.loads(capsys.readouterr().out)
+
+    both = run("both")
+    assert both == {**run("fnv"), **run("efnv")}
+    assert both["fnv_correction"] == pytest.approx(0.7278, abs=0.01)  # doped 3.2.1
+    assert both["efnv_correction"] == pytest.approx(0.7490, abs=1e-4)  # see kumagai.py
+
+
+def test_correct_imports_neither_scipy_nor_pymatgen(cdte_reference: Path) -> None:
+    """Startup imports were most of a call (scipy.optimize alone ~0.8 s CPU): keep them off."""
+    code = (
+        "import sys\n"
+        "from perovskite_defects.cli import main\n"
+        f"main(['correct', '--bulk', {str(cdte_reference / 'bulk_vasp_gam')!r}, "
+        f"'--defect', {str(cdte_reference / 'v_Cd_-2_vasp_gam')!r}, '--charge', '-2', "
+        "'--dielectric', '9.13', '--correction', 'both', '--json'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'pymatgen'}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -12,8 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from perovskite_defects.corrections.cells import Cell
+from perovskite_defects.corrections.freysoldt import fnv_correction
+from perovskite_defects.corrections.kumagai import efnv_correction
+from perovskite_defects.corrections.sites import locate_defect
 from perovskite_defects.engines.base import CalcRecord, EngineError
 from perovskite_defects.engines.folders import parse_folder, potential_path
+from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
+from perovskite_defects.engines.vasp import read_outcar_site_potentials
+
+#: ``--correction`` choices; "both" computes FNV and eFNV from one reading of the runs.
+SCHEMES = ("fnv", "efnv", "both")
 
 
 def correct(
@@ -24,14 +33,14 @@ def correct(
     scheme: str = "fnv",
     site_radius: float = 1.0,
 ) -> dict[str, Any]:
-    """Raw energy difference, FNV or eFNV correction (with parts), bulk VBM and gap, in eV.
+    """Raw energy difference, FNV and/or eFNV correction (with parts), bulk VBM and gap, in eV.
 
-    eFNV takes the site potentials from VASP's OUTCAR (core-level potentials) or, for
-    CP2K, from the Hartree cube averaged in spheres of ``site_radius`` Å.
+    ``scheme`` is "fnv", "efnv" or "both". eFNV takes the site potentials from VASP's
+    OUTCAR (core-level potentials) or, for CP2K, from the Hartree cube averaged in spheres
+    of ``site_radius`` Å.
     """
-    from perovskite_defects.corrections import efnv_correction, fnv_correction, locate_defect
-    from perovskite_defects.engines.potentials import read_potential_grid
-
+    if scheme not in SCHEMES:
+        raise ValueError(f"correction scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
     bulk = parse_folder(bulk_dir).require_converged()
     defect = parse_folder(defect_dir).require_converged()
     kind, frac = locate_defect(bulk.structure, defect.structure)
@@ -49,42 +58,53 @@ def correct(
         "engine": bulk.engine,
         "engine_version": bulk.engine_version,
     }
-    key = f"{scheme}_correction"
-    if charge == 0:
-        result.update({key: 0.0, f"{scheme}_parts": {"point_charge": 0.0, "alignment": 0.0}})
-        return result
-    if scheme == "fnv":
-        corr: Any = fnv_correction(
-            charge,
-            eps,
-            read_potential_grid(potential_path(bulk, bulk_dir)),
-            read_potential_grid(potential_path(defect, defect_dir)),
-            frac,
-        )
-    else:
-        pots = [
-            _site_potentials(rec, d, site_radius)
-            for rec, d in ((bulk, bulk_dir), (defect, defect_dir))
-        ]
-        corr = efnv_correction(
-            charge, eps, pots[0], pots[1], bulk.pmg_structure(), defect.pmg_structure(), frac
-        )
-    summary = corr.summary()
-    result[key] = corr.total
-    result[f"{scheme}_parts"] = {k: v for k, v in summary.items() if k != "total"}
+    grids: list[Any] = []  # potential grids, read once when both schemes need them
+    for name in ("fnv", "efnv") if scheme == "both" else (scheme,):
+        if charge == 0:
+            result[f"{name}_correction"] = 0.0
+            result[f"{name}_parts"] = {"point_charge": 0.0, "alignment": 0.0}
+            continue
+        pairs = ((bulk, bulk_dir), (defect, defect_dir))
+        if name == "fnv" or bulk.engine != "vasp":
+            grids = grids or [_potential_grid(rec, folder) for rec, folder in pairs]
+        corr = _one_correction(name, charge, eps, bulk, defect, frac, grids, pairs, site_radius)
+        summary = corr.summary()
+        result[f"{name}_correction"] = corr.total
+        result[f"{name}_parts"] = {k: v for k, v in summary.items() if k != "total"}
     return result
 
 
-def _site_potentials(record: CalcRecord, folder: Path, radius: float):
+def _potential_grid(record: CalcRecord, folder: Path):  # -> PotentialGrid
+    return read_potential_grid(potential_path(record, folder))
+
+
+def _one_correction(
+    name: str,
+    charge: int,
+    eps: float | list[float],
+    bulk: CalcRecord,
+    defect: CalcRecord,
+    frac: Any,
+    grids: list[Any],
+    pairs: tuple[tuple[CalcRecord, Path], ...],
+    site_radius: float,
+):  # -> FNVResult | EFNVResult
+    """One correction of ``correct``; ``grids`` holds the bulk and defect potential grids
+    (empty for eFNV from VASP, which reads the OUTCAR site potentials instead)."""
+    if name == "fnv":
+        return fnv_correction(charge, eps, grids[0], grids[1], frac)
+    pots = [
+        _site_potentials(rec, folder, grid, site_radius)
+        for (rec, folder), grid in zip(pairs, grids or [None, None], strict=True)
+    ]
+    return efnv_correction(charge, eps, pots[0], pots[1], bulk.structure, defect.structure, frac)
+
+
+def _site_potentials(record: CalcRecord, folder: Path, grid: Any, radius: float):
     """Potentials at the atoms: VASP core-level potentials, else sphere averages of the grid."""
-    from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
-
     if record.engine == "vasp":
-        from perovskite_defects.engines.vasp import read_outcar_site_potentials
-
         return read_outcar_site_potentials(folder)
-    grid = read_potential_grid(potential_path(record, folder))
-    return site_potentials(grid, record.pmg_structure().frac_coords, radius)
+    return site_potentials(grid, Cell.of(record.structure).frac_coords, radius)
 
 
 def _print_human(result: dict[str, Any]) -> None:
@@ -93,18 +113,20 @@ def _print_human(result: dict[str, Any]) -> None:
     def fmt(value: Any, unit: str = "eV") -> str:
         return "n/a" if value is None else f"{value:.4f} {unit}"
 
-    scheme = "efnv" if "efnv_correction" in result else "fnv"
-    label = f"{scheme.upper()} correction"
     print(f"engine                 {result['engine']} {result['engine_version']}")
     print(f"defect                 {result['defect_kind']} at {result['defect_frac_coords']}")
     print(f"raw energy difference  {fmt(result['raw_energy_difference'])}")
-    print(f"{label:<23}{fmt(result[scheme + '_correction'])}  (charge {result['charge']:+d})")
-    for key, value in result[f"{scheme}_parts"].items():
-        if isinstance(value, float):
-            print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
-    for name, region in result[f"{scheme}_parts"].get("by_sampling", {}).items():
-        where = f"{region['n_sampled']} atoms beyond {region['sampling_radius']:.3f} Å"
-        print(f"  {name:<26} total {fmt(region['total'])} ({where})")
+    for scheme in ("fnv", "efnv"):
+        if f"{scheme}_correction" not in result:
+            continue
+        label = f"{scheme.upper()} correction"
+        print(f"{label:<23}{fmt(result[scheme + '_correction'])}  (charge {result['charge']:+d})")
+        for key, value in result[f"{scheme}_parts"].items():
+            if isinstance(value, float):
+                print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
+        for name, region in result[f"{scheme}_parts"].get("by_sampling", {}).items():
+            where = f"{region['n_sampled']} atoms beyond {region['sampling_radius']:.3f} Å"
+            print(f"  {name:<26} total {fmt(region['total'])} ({where})")
     print(f"bulk VBM               {fmt(result['vbm'])}")
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
@@ -135,9 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corr.add_argument(
         "--correction",
-        choices=("fnv", "efnv"),
+        choices=SCHEMES,
         default="fnv",
-        help="fnv: Freysoldt (planar averages); efnv: Kumagai-Oba (atomic-site potentials)",
+        help="fnv: Freysoldt (planar averages); efnv: Kumagai-Oba (atomic-site potentials); "
+        "both: the two from one reading of the runs",
     )
     corr.add_argument(
         "--site-radius",

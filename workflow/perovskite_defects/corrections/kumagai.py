@@ -2,8 +2,9 @@
 
 Written here instead of wrapping pymatgen-analysis-defects' ``kumagai`` module: that module
 depends on pydefect, which is not installed and which we do not want as a dependency. This
-is an independent implementation from the paper; it needs only numpy and pymatgen
-structures (scipy only for an ambiguous site assignment, see :func:`~.sites.assign_sites`).
+is an independent implementation from the paper; it needs only numpy (scipy only for an
+ambiguous site assignment, see :func:`~.sites.assign_sites`), and reads pymatgen structures
+or their dictionaries without pymatgen (:mod:`~.cells`).
 
 The method, for a defect of charge q in a supercell with dielectric tensor eps:
 
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perovskite_defects.corrections.cells import Cell
 from perovskite_defects.corrections.freysoldt import LATTICE_RTOL, _dielectric_argument
 from perovskite_defects.corrections.sampling import (
     DEFAULT_SAMPLING,
@@ -54,12 +56,7 @@ from perovskite_defects.corrections.sampling import (
 from perovskite_defects.corrections.sampling import (
     inscribed_sphere_radius as inscribed_sphere_radius,  # re-exported (trap_classes)
 )
-from perovskite_defects.corrections.sites import (
-    _as_structure,
-    _default_tol,
-    assign_sites,
-    locate_defect,
-)
+from perovskite_defects.corrections.sites import _default_tol, assign_sites, locate_defect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -191,12 +188,12 @@ def efnv_correction(
     """
     if sampling not in SAMPLING_REGIONS:
         raise ValueError(f"eFNV sampling {sampling!r} is not one of {', '.join(SAMPLING_REGIONS)}")
-    bulk = _as_structure(bulk_structure)
-    defect = _as_structure(defect_structure)
+    bulk = Cell.of(bulk_structure)
+    defect = Cell.of(defect_structure)
     bulk_pot = _site_potentials(bulk_site_potentials, len(bulk), "bulk")
     defect_pot = _site_potentials(defect_site_potentials, len(defect), "defect")
-    lattice = np.asarray(defect.lattice.matrix, dtype=float)
-    _check_same_cell(np.asarray(bulk.lattice.matrix, dtype=float), lattice)
+    lattice = defect.lattice
+    _check_same_cell(bulk.lattice, lattice)
     eps = _dielectric_tensor(dielectric)
     if defect_frac_coords is None:
         _, frac_arr = locate_defect(bulk, defect)
@@ -212,9 +209,9 @@ def efnv_correction(
     # sign as q near the defect). This sign reproduces the CdTe V_Cd^-2 reference (0.7509
     # eV, flat dV); taking them as phi gives 0.105 eV and a 3.5x larger spread of dV.
     dft_diff = -(defect_pot[defect_idx] - bulk_pot[bulk_idx])
-    offsets = np.asarray(defect.frac_coords, dtype=float)[defect_idx] - frac_arr
+    offsets = defect.frac_coords[defect_idx] - frac_arr
     offsets -= np.round(offsets)  # any periodic image will do for the Ewald sum
-    distances = np.asarray(defect.lattice.get_all_distances([frac_arr], offsets + frac_arr))[0]
+    distances = defect.distances(frac_arr, offsets + frac_arr)[0]
 
     ewald = AnisotropicEwald(lattice, eps)
     model = charge * COULOMB_EV_ANGSTROM * ewald.potential(offsets @ lattice)
@@ -383,16 +380,16 @@ def _erfc(x: np.ndarray) -> np.ndarray:
     return np.fromiter(map(math.erfc, arr.ravel()), dtype=float, count=arr.size).reshape(arr.shape)
 
 
-def _match_sites(bulk: Structure, defect: Structure) -> tuple[np.ndarray, np.ndarray]:
+def _match_sites(bulk: Cell, defect: Cell) -> tuple[np.ndarray, np.ndarray]:
     """Indices (bulk, defect) of atoms present in both cells with the same species.
 
     One-to-one nearest periodic assignment with the tolerance of :func:`locate_defect`, so
     vacancies, interstitials and substituted atoms (the defect itself) drop out.
     """
-    dist = np.asarray(defect.lattice.get_all_distances(bulk.frac_coords, defect.frac_coords))
+    dist = defect.distances(bulk.frac_coords, defect.frac_coords)
     rows, cols = assign_sites(dist, _default_tol(bulk))
     same = np.array(
-        [bulk[int(i)].species == defect[int(j)].species for i, j in zip(rows, cols, strict=True)],
+        [bulk.species[int(i)] == defect.species[int(j)] for i, j in zip(rows, cols, strict=True)],
         dtype=bool,
     )
     order = np.argsort(cols[same])  # defect-structure order, independent of the bulk order

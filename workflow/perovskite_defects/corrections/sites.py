@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perovskite_defects.corrections.cells import Cell
+
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
@@ -19,15 +21,16 @@ MATCH_TOL_FRACTION = 0.5
 
 
 def locate_defect(
-    bulk_structure: Structure | dict[str, Any],
-    defect_structure: Structure | dict[str, Any],
+    bulk_structure: Structure | dict[str, Any] | Cell,
+    defect_structure: Structure | dict[str, Any] | Cell,
     *,
     tol: float | None = None,
 ) -> tuple[str, np.ndarray]:
     """Classify a point defect and give its fractional position in the defect cell.
 
     Args:
-        bulk_structure: pristine supercell (pymatgen ``Structure`` or its ``as_dict()``).
+        bulk_structure: pristine supercell (pymatgen ``Structure``, its ``as_dict()``, or
+            a :class:`~perovskite_defects.corrections.cells.Cell`).
         defect_structure: the same supercell with the defect (any atom order).
         tol: largest distance in Å for a defect-cell atom to still sit on a bulk site;
             default half the shortest bulk interatomic distance.
@@ -41,12 +44,10 @@ def locate_defect(
     Raises:
         ValueError: when the two cells match site by site (no defect).
     """
-    bulk = _as_structure(bulk_structure)
-    defect = _as_structure(defect_structure)
-    lattice = defect.lattice
-    bulk_frac = np.asarray(bulk.frac_coords)
-    defect_frac = np.asarray(defect.frac_coords)
-    dist = np.asarray(lattice.get_all_distances(bulk_frac, defect_frac))
+    bulk = Cell.of(bulk_structure)
+    defect = Cell.of(defect_structure)
+    bulk_frac, defect_frac = bulk.frac_coords, defect.frac_coords
+    dist = defect.distances(bulk_frac, defect_frac)
     tol = _default_tol(bulk) if tol is None else tol
 
     vacancies, interstitials, substitutions = _compare_sites(bulk, defect, dist, tol)
@@ -64,7 +65,7 @@ def locate_defect(
 
 
 def _compare_sites(
-    bulk: Structure, defect: Structure, dist: np.ndarray, tol: float
+    bulk: Cell, defect: Cell, dist: np.ndarray, tol: float
 ) -> tuple[list[int], list[int], list[int]]:
     """Bulk-site indices left empty, and defect-site indices that are new or changed species.
 
@@ -79,7 +80,7 @@ def _compare_sites(
     substitutions = [
         int(j)
         for i, j in zip(rows, cols, strict=True)
-        if bulk[int(i)].species != defect[int(j)].species
+        if bulk.species[int(i)] != defect.species[int(j)]
     ]
     return vacancies, interstitials, substitutions
 
@@ -108,19 +109,8 @@ def assign_sites(dist: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
-def _as_structure(structure: Structure | dict[str, Any]) -> Structure:
-    from pymatgen.core import Structure
-
-    if isinstance(structure, dict):
-        return Structure.from_dict(structure)
-    return structure
-
-
-def _default_tol(bulk: Structure) -> float:
-    dmat = np.asarray(bulk.distance_matrix, dtype=float)
-    np.fill_diagonal(dmat, np.inf)
-    shortest = float(dmat.min()) if dmat.size > 1 else float(min(bulk.lattice.abc))
-    return MATCH_TOL_FRACTION * shortest
+def _default_tol(bulk: Cell) -> float:
+    return MATCH_TOL_FRACTION * bulk.shortest_distance()
 
 
 def _wrap(frac: np.ndarray) -> np.ndarray:

@@ -141,8 +141,7 @@ def _read_bytes(path: Path) -> bytes:
         raise EngineError(f"{path}: potential file is missing")
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
+            return gzip.decompress(path.read_bytes())  # whole-buffer: ~40 % faster than a stream
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as err:
         raise EngineError(f"{path}: cannot read file ({err}); truncated or corrupt?") from err
@@ -199,6 +198,9 @@ def _parse_block(
     parses text at C speed; it must never be given ``count`` (it then pads a short input
     with garbage), so the size is checked afterwards instead.
     """
+    fixed = _parse_fixed_width(raw, start, count, first_block_only)
+    if fixed is not None:
+        return fixed
     body = raw[start:]
     if first_block_only:
         body = _first_lines(body, count)
@@ -215,6 +217,106 @@ def _parse_block(
             "(truncated or corrupt file?)"
         )
     return values
+
+
+#: Exact powers of ten (1e22 is the largest one a double holds exactly).
+_POW10 = np.array([float(f"1e{k}") for k in range(23)])
+_ZERO, _BLANK, _MINUS, _PLUS, _DOT, _EXP = (np.uint8(ord(c)) for c in "0 -+.E")
+
+
+def _parse_fixed_width(
+    raw: bytes, start: int, count: int, first_block_only: bool
+) -> np.ndarray | None:
+    """Parse a grid written in one fixed Fortran E format (VASP: ``" -.11533782050E+02"``).
+
+    ``count`` values from byte ``start`` of ``raw``; with ``first_block_only`` anything may
+    follow them, otherwise only whitespace. Returns None (the caller then uses
+    ``np.fromstring``) unless all lines but the last hold the same number of fields and
+    every field has the layout of the first: a leading blank, then blanks, an optional
+    minus and digits, the decimal point, digits, ``E``, the exponent sign and digits, all
+    in the same columns. The digits are then read with array operations, 2.5x faster than
+    ``np.fromstring`` on the 80^3 CdTe LOCPOT, and bit for bit the same numbers: the
+    mantissa m (at most 15 digits) is an exact integer in a double, and m * 10^k or
+    m / 10^-k with an exact power of ten is one correctly rounded operation, as
+    ``strtod`` is; the rare fields with |k| > 22 go through ``float``.
+    """
+    layout = _fixed_layout(raw, start, count)
+    if layout is None:
+        return None
+    width, per_line, dot, exp = layout
+    line_len = width * per_line + 1  # with its newline
+    full, last = divmod(count, per_line)
+    end = start + full * line_len + last * width  # just after the last field
+    if end > len(raw) or (last and raw[end : end + 1] not in (b"\n", b"")):
+        return None
+    if not first_block_only and raw[end:].strip():
+        return None
+    lines = np.frombuffer(raw, dtype=np.uint8, count=full * line_len, offset=start)
+    lines = lines.reshape(full, line_len)
+    if (lines[:, -1] != ord("\n")).any():
+        return None
+    fields = np.empty((count, width), dtype=np.uint8)  # one copy, without the newlines
+    fields[: full * per_line].reshape(full, line_len - 1)[:] = lines[:, :-1]
+    tail = np.frombuffer(raw, dtype=np.uint8, count=last * width, offset=end - last * width)
+    fields[full * per_line :] = tail.reshape(last, width)
+    if not _fields_well_formed(fields, dot, exp):
+        return None
+    negative = (fields[:, 1:dot] == _MINUS).any(axis=1)
+    exp_negative = fields[:, exp + 1] == _MINUS
+    fields -= _ZERO  # digits 0-9; blanks and signs wrap to values >= 10
+    mantissa = np.zeros(count, dtype=np.int64)  # in place below: few large temporaries
+    for col in (*range(1, dot), *range(dot + 1, exp)):
+        mantissa *= 10
+        column = fields[:, col]
+        mantissa += np.where(column < 10, column, 0) if col < dot else column
+    exponent = np.zeros(count, dtype=np.int64)
+    for col in range(exp + 2, width):
+        exponent *= 10
+        exponent += fields[:, col]
+    power = np.where(exp_negative, -exponent, exponent) - (exp - dot - 1)
+    exact = np.abs(power) <= 22
+    index = np.where(exact, np.abs(power), 0)
+    values = mantissa.astype(float)
+    values = np.where(power >= 0, values * _POW10[index], values / _POW10[index])
+    values[negative] = -values[negative]
+    for i in np.flatnonzero(~exact):
+        values[i] = float((fields[i] + _ZERO).tobytes())
+    return values
+
+
+def _fixed_layout(raw: bytes, start: int, count: int) -> tuple[int, int, int, int] | None:
+    """(field width, fields per line, column of ".", column of "E") from the first line."""
+    end = raw.find(b"\n", start)
+    line = raw[start : len(raw) if end < 0 else end]
+    first = line.split(None, 1)[0] if line.strip() else b""
+    width = line.find(first) + len(first)
+    if not first or first.count(b".") != 1 or first.count(b"E") != 1 or len(line) % width:
+        return None
+    dot = width - len(first) + first.find(b".")
+    exp = width - len(first) + first.find(b"E")
+    if dot < 1 or exp <= dot or width - exp < 3 or exp - 2 > 15:  # <= 15 mantissa digits
+        return None
+    return width, len(line) // width, dot, exp
+
+
+def _fields_well_formed(fields: np.ndarray, dot: int, exp: int) -> bool:
+    """Every row is a blank, (blanks, "-"?, digits), ".", digits, "E", sign, digits."""
+    sign = fields[:, exp + 1]
+    if not (
+        (fields[:, 0] == _BLANK).all()
+        and (fields[:, dot] == _DOT).all()
+        and (fields[:, exp] == _EXP).all()
+        and ((sign == _PLUS) | (sign == _MINUS)).all()
+        and ((fields[:, dot + 1 : exp] - _ZERO) < 10).all()
+        and ((fields[:, exp + 2 :] - _ZERO) < 10).all()
+    ):
+        return False
+    prefix = fields[:, 1:dot]
+    blank, minus = prefix == _BLANK, prefix == _MINUS
+    if not (blank | minus | ((prefix - _ZERO) < 10)).all():
+        return False
+    # blanks, then at most one minus, then digits: no blank or minus after a non-blank
+    return not (~blank[:, :-1] & (blank[:, 1:] | minus[:, 1:])).any()
 
 
 def _first_lines(body: bytes, count: int) -> bytes:

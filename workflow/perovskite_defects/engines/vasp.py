@@ -495,7 +495,7 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
         charge=charge if charge is not None else 0,
         scf_converged=vrun.converged_electronic,
         geometry_converged=vrun.converged_ionic,
-        structure=vrun.structure().as_dict(),
+        structure=vrun.structure_dict(),
         nelect=nelect,
         vbm=vbm,
         cbm=cbm,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from perovskite_defects.engines.base import EngineError
+from perovskite_defects.engines.structure_dict import structure_as_dict
 
 CHUNK = 1 << 20
 # Blocks skipped unparsed; VASP 6 adds *_kpoints_opt variants.
@@ -109,12 +110,17 @@ class VasprunData:
     def potcar_symbols(self) -> list[str]:
         return [t["pseudopotential"] for t in self.atomtypes]
 
-    def structure(self):  # -> pymatgen Structure (imported lazily)
-        from pymatgen.core import Lattice, Structure
+    def structure(self):  # -> pymatgen Structure
+        # imported here: pymatgen.core is slow to import and most callers need only the dict
+        from pymatgen.core import Structure
 
+        return Structure.from_dict(self.structure_dict())
+
+    def structure_dict(self) -> dict[str, Any]:
+        """The final structure as pymatgen's ``Structure.as_dict()``, without pymatgen."""
         if self.lattice is None or self.frac_coords is None:
             raise EngineError(f"{self.path}: no final structure in vasprun")
-        return Structure(Lattice(self.lattice), self.atoms, self.frac_coords)
+        return structure_as_dict(self.lattice, self.atoms, self.frac_coords)
 
 
 def read_vasprun(path: str | Path) -> VasprunData:
