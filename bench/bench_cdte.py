@@ -168,8 +168,12 @@ def compare_numbers(results: dict, tol0: dict) -> dict:
             "efnv_within_2meV_by_design": diffs["efnv"] <= EFNV_DESIGN_TOL_EV,
         }
     diff0 = abs(tol0["efnv"] - doped["efnv"])
-    checks["ours, ON_SPHERE_TOL = 0"] = {"efnv": tol0["efnv"], "n_sampled": tol0["n_sampled"],
-                                         "difference_eV": diff0, "within_1meV": diff0 <= 1e-3}  # fmt: skip
+    checks["ours, ON_SPHERE_TOL = 0"] = {
+        "efnv": tol0["efnv"],
+        "n_sampled": tol0["n_sampled"],
+        "difference_eV": diff0,
+        "within_1meV": diff0 <= 1e-3,
+    }
     return checks
 
 
