@@ -170,6 +170,9 @@ def test_mulliken_na_i_q0_sums_to_the_electron_count():
     # the totals line CP2K printed: "# Total charge and spin 140.500033 140.499967 ..."
     assert mulliken.total_spin == pytest.approx(140.500033 - 140.499967, abs=1e-5)
     assert sum(mulliken.net_charge or []) == pytest.approx(0.0, abs=1e-4)
+    # row "41 Na 4 4.420085 4.420085 0.159830 0.000001": net charge and spin columns
+    assert mulliken.net_charge is not None and mulliken.spin is not None
+    assert (mulliken.net_charge[40], mulliken.spin[40]) == (0.159830, 0.000001)
     hirshfeld = found[HIRSHFELD]
     assert hirshfeld.total_population == pytest.approx(281, abs=0.01)  # 3 decimals printed
     assert hirshfeld.net_charge is not None and hirshfeld.net_charge[40] == pytest.approx(-0.448)
@@ -217,3 +220,85 @@ def test_matched_sites_ignore_atom_order():
     assert len(pairs) == 40
     assert all(defect[j].species == bulk[i].species for j, i in pairs.items())
     assert all(np.allclose(defect[j].coords, bulk[i].coords) for j, i in pairs.items())
+
+
+# --------------------------------------------------------------------------- real hole
+
+
+def _cp2k_record(tmp_path: Path, folder: str):
+    from perovskite_defects.engines.cp2k import parse
+
+    target = tmp_path / folder
+    shutil.copytree(DATA / folder, target)
+    with gzip.open(target / "cp2k.out.gz", "rb") as src:
+        (target / "cp2k.out").write_bytes(src.read())
+    return parse(target), target
+
+
+def test_hole_in_cssni3_2x1x1_is_spread(tmp_path):
+    """One hole (charge +1) in the 10-atom CsSnI3 cell (tests/data/cp2k/cssni3_2x1x1_hole).
+
+    Expected by hand: the top valence band of cubic CsSnI3 is the antibonding Sn 5s - I 5p
+    state, mostly I 5p; an unrelaxed cell whose two Sn are equivalent by a lattice
+    translation (and so are its I pairs) cannot put the hole on one of them. So: the spin
+    is equal on equivalent atoms, mostly on I, no atom holds half of it -> "spread".
+    Totals: 67 electrons; the net charges change by +1 in all; the moment is 1 minus what
+    the 300 K smearing moves to the minority spin (CP2K printed 0.965524).
+    """
+    from perovskite_defects.defects.local_environment import analyse
+
+    bulk, bulk_dir = _cp2k_record(tmp_path, "cssni3_2x1x1_hole/bulk")
+    hole, hole_dir = _cp2k_record(tmp_path, "cssni3_2x1x1_hole/hole_q1")
+    pops = hole.extra["atomic_populations"][MULLIKEN]
+    assert sum(pops["population"]) == pytest.approx(hole.nelect) and hole.nelect == 67
+    spin = np.array(pops["spin"])
+    assert spin.sum() == pytest.approx(1.0, abs=0.05)
+    elements = pops["elements"]
+    sn = [i for i, el in enumerate(elements) if el == "Sn"]
+    iodine = [i for i, el in enumerate(elements) if el == "I"]
+    assert spin[sn[0]] == pytest.approx(spin[sn[1]], abs=1e-6)
+    assert spin[iodine].sum() > 0.5 * spin.sum() > spin[sn].sum()
+
+    result = analyse(bulk, hole, bulk_dir, hole_dir)
+    assert result["geometry"]["kind"] == "none"  # same atoms: only a carrier was added
+    loc = result["localisation"][MULLIKEN]
+    assert result["verdict_method"] == MULLIKEN and loc["basis"] == "spin"
+    assert loc["verdict"] == "spread"
+    assert loc["fraction"] == pytest.approx(np.abs(spin).max() / np.abs(spin).sum())
+    assert loc["fraction"] < 0.5 and elements[loc["sites"][0]] == "I"
+    changes = {a["index"]: a["charge_change"] for a in loc["atoms"]}
+    bulk_net = bulk.extra["atomic_populations"][MULLIKEN]["net_charge"]
+    for i, change in changes.items():  # unrelaxed: atom i of both cells is the same site
+        assert change == pytest.approx(pops["net_charge"][i] - bulk_net[i])
+    assert sum(pops["net_charge"]) - sum(bulk_net) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_local_environment_json_and_table_for_v_i(tmp_path):
+    """V_I(+1) of the 2x1x1 CsPbI3 eFNV data (unrelaxed, restricted): defect distances
+    equal the host's (Pb-Pb across the vacancy = the 6.40 Å cell edge, an atom and its
+    image), no moment, so a charge-only verdict; one table row."""
+    from perovskite_defects.defects.local_environment import (
+        FILE_NAME,
+        local_environment_rows,
+        write_local_environment,
+        write_table,
+    )
+
+    for name in ("bulk", "v_i_q1"):
+        record, folder = _cp2k_record(tmp_path, f"cspbi3_2x1x1_efnv/{name}")
+        record.to_json(folder / "record.json")
+    base = tmp_path / "cspbi3_2x1x1_efnv"
+    data = write_local_environment(
+        base / "bulk", base / "v_i_q1", base / "v_i_q1" / FILE_NAME, "V_I", "vacancy", [0, 0.5, 0]
+    )
+    (pair,) = data["geometry"]["across"]
+    assert pair["label"] == "Pb-Pb across V_I"
+    assert pair["defect"] == pytest.approx(6.40) and pair["host"] == pytest.approx(6.40)
+    loc = data["localisation"][MULLIKEN]
+    assert loc["basis"] == "charge" and loc["total_spin"] is None
+    (row,) = local_environment_rows([base / "v_i_q1"])
+    assert (row["defect"], row["charge"], row["defect (Å)"]) == ("V_I", 1, pytest.approx(6.40))
+    assert row["verdict"].endswith("[mulliken, charge]")
+    assert "largest spin (μB)" not in row
+    write_table([base / "v_i_q1"], tmp_path)
+    assert "Pb-Pb across V_I" in (tmp_path / "local_environment.md").read_text()

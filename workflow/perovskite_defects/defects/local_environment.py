@@ -192,7 +192,7 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
     loc = data["localisation"][method]
     atoms = loc["atoms"]
     spins = [a for a in atoms if a["spin"] is not None]
-    if spins:
+    if spins and loc["basis"] == "spin":  # no moment: nothing to place
         top = max(spins, key=lambda a: abs(a["spin"]))
         row["largest spin (μB)"] = f"{top['element']} {top['index']} {top['spin']:+.3f}"
     charges = [a for a in atoms if a["charge_change"] is not None]

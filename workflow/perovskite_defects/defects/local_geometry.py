@@ -89,7 +89,8 @@ class LocalGeometry:
 
     Attributes:
         kind: "vacancy", "substitution", "interstitial" (as found by position), or
-            "complex" (then only ``max_displacement`` is given).
+            "complex", or "none" when no site changed (then only ``max_displacement``
+            is given).
         species: the defect's own atom (Na of Na_i) or the removed one (I of V_I).
         centre_frac: ideal defect site (fractional, defect cell).
         defect_index: 0-based index of the defect's own atom in the defect cell, or None.
@@ -151,7 +152,11 @@ def local_geometry(
     centre_shift = np.zeros(3)
     defect_index: int | None = None
     if len(vacant) == 1 and not added and not swapped:
-        kind, species, centre = "vacancy", bulk[vacant[0]].specie.symbol, bulk.frac_coords[vacant[0]]
+        kind, species, centre = (
+            "vacancy",
+            bulk[vacant[0]].specie.symbol,
+            bulk.frac_coords[vacant[0]],
+        )
     elif len(swapped) == 1 and not vacant and not added:
         defect_index = swapped[0]
         kind, species = "substitution", defect[defect_index].specie.symbol
@@ -160,8 +165,9 @@ def local_geometry(
         defect_index = added[0]
         kind, species = "interstitial", defect[defect_index].specie.symbol
         centre = defect.frac_coords[defect_index] if ideal_frac is None else ideal_frac
-    else:
-        kind, species, centre = "complex", None, np.zeros(3)
+    else:  # several changed sites, or none (a cell with only an extra carrier)
+        changed = vacant or added or swapped
+        kind, species, centre = "complex" if changed else "none", None, np.zeros(3)
     if defect_index is not None:
         frac = np.asarray(defect.frac_coords[defect_index]) - np.asarray(centre)
         centre_shift = defect.lattice.get_cartesian_coords(frac - np.round(frac))
@@ -177,9 +183,11 @@ def local_geometry(
         defect_index=defect_index,
         displacement=None if defect_index is None else float(np.linalg.norm(centre_shift)),
         max_displacement=others[worst] if worst is not None else 0.0,
-        max_displaced=None if worst is None else (bulk[worst].specie.symbol, frame.to_defect[worst]),
+        max_displaced=None
+        if worst is None
+        else (bulk[worst].specie.symbol, frame.to_defect[worst]),
     )
-    if kind == "complex":
+    if kind in ("complex", "none"):
         return geometry
     shell = _first_shell(bulk, np.asarray(centre, dtype=float), exclude=own)
     geometry.first_shell = _shell_distances(frame, shell, centre_shift)
@@ -241,9 +249,7 @@ def _shell_distances(
         host.append(float(np.linalg.norm(vector)))
         now.append(float(np.linalg.norm(moved - centre_shift)))
     return [
-        ShellDistances(
-            el, len(now), float(np.mean(now)), float(np.mean(host)), min(now), max(now)
-        )
+        ShellDistances(el, len(now), float(np.mean(now)), float(np.mean(host)), min(now), max(now))
         for el, (host, now) in by_element.items()
     ]
 
@@ -258,7 +264,9 @@ def _across(frame: _Frame, shell: list[tuple[int, np.ndarray]], species: str) ->
             mu, mv = frame.moved(i, u), frame.moved(j, v)
             if cos > cos_max or mu is None or mv is None:
                 continue
-            label = f"{frame.bulk[i].specie.symbol}-{frame.bulk[j].specie.symbol} across V_{species}"
+            label = (
+                f"{frame.bulk[i].specie.symbol}-{frame.bulk[j].specie.symbol} across V_{species}"
+            )
             pairs.append(
                 PairDistance(label, float(np.linalg.norm(mu - mv)), float(np.linalg.norm(u - v)))
             )

@@ -113,11 +113,12 @@ def _cp2k_block(text: str, method: str, row: re.Pattern[str]) -> AtomicPopulatio
     unrestricted = width == (4 if method == MULLIKEN else 5)
     if method == MULLIKEN:  # alpha, beta, net, spin | population, net
         pops = [v[0] + v[1] for v in values] if unrestricted else [v[0] for v in values]
-        spin = [v[3] for v in values] if unrestricted else None
+        net = [v[2] for v in values] if unrestricted else [v[1] for v in values]
     else:  # reference, alpha, beta, spin, net | reference, population, net
         pops = [v[1] + v[2] for v in values] if unrestricted else [v[1] for v in values]
-        spin = [v[3] for v in values] if unrestricted else None
-    return AtomicPopulations(method, elements, pops, [v[-1] for v in values], spin)
+        net = [v[-1] for v in values]
+    spin = [v[3] for v in values] if unrestricted else None
+    return AtomicPopulations(method, elements, pops, net, spin)
 
 
 def cp2k_record_populations(text: str, where: str | Path) -> dict[str, dict[str, Any]]:

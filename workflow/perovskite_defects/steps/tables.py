@@ -27,8 +27,9 @@ def tables(
     out_dir: str | Path,
     host: str | None = None,
 ) -> None:
-    """Formation energies, transition levels with trap classes, Fermi level and
-    concentrations (CSV + Markdown) of one host, the plot data and provenance."""
+    """Formation energies, transition levels with trap classes, Fermi level,
+    concentrations and local environments (CSV + Markdown) of one host, the plot data and
+    provenance."""
     from perovskite_defects.defects.distinct_sites import DefectCell
     from perovskite_defects.reporting.tables import (
         DEFECT,
@@ -189,6 +190,9 @@ def tables(
         sorted({row[DEFECT] for row in tl_rows if row["class"] == "deep"}),
         conc_notes,
     )
+    from perovskite_defects.defects.local_environment import write_table
+
+    write_table(defect_dirs, out_dir)  # local_environment.csv/.md (issues 11-12)
     plot_data = {
         "host": host or cfg.host_name(config),
         "gap": gap,
