@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from perovskite_defects import config as cfg
-from perovskite_defects.dielectric import correction_argument, describe, total_tensor
+from perovskite_defects.corrections.dielectric import correction_argument, describe, total_tensor
 
 
 def test_forms_and_parts() -> None:
@@ -49,7 +49,7 @@ def test_config_validation_messages() -> None:
 def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
     """record.json + defect.json folders pointing at the VASP reference outputs."""
     from perovskite_defects.corrections import locate_defect
-    from perovskite_defects.defects import DefectCell
+    from perovskite_defects.defects.distinct_sites import DefectCell
     from perovskite_defects.engines.vasp import parse_vasp_dir
 
     dirs = []
@@ -69,7 +69,7 @@ def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("scheme", ["fnv", "efnv"])
 def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: Path, scheme):
-    from perovskite_defects.steps import correction
+    from perovskite_defects.steps.analysis import correction
 
     bulk_dir, defect_dir = _prepare(cdte_reference, tmp_path)
     results = []

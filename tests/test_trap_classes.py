@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perovskite_defects.eigenvalues import Eigenvalues, read_cp2k_eigenvalues
 from perovskite_defects.engines import cp2k
-from perovskite_defects.tables import read_csv, write_csv
-from perovskite_defects.thermo import transition_levels
-from perovskite_defects.trap_classes import (
+from perovskite_defects.engines.eigenvalues import Eigenvalues, read_cp2k_eigenvalues
+from perovskite_defects.reporting.tables import read_csv, write_csv
+from perovskite_defects.thermodynamics.formation import transition_levels
+from perovskite_defects.thermodynamics.trap_classes import (
     ACCEPTOR_PHS,
     DONOR_PHS,
     LOCALIZED,

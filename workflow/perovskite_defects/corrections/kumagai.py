@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .freysoldt import LATTICE_RTOL, _dielectric_argument
-from .sites import _as_structure, _default_tol, locate_defect
+from perovskite_defects.corrections.freysoldt import LATTICE_RTOL, _dielectric_argument
+from perovskite_defects.corrections.sites import _as_structure, _default_tol, locate_defect
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -225,7 +225,7 @@ def efnv_from_vasp_dirs(
     OUTCAR(.gz). Both runs must be converged (:meth:`CalcRecord.require_converged`), and
     ``charge`` must agree with the defect run's NELECT when its OUTCAR gives it.
     """
-    from ..engines.vasp import parse_vasp_dir, read_outcar_site_potentials
+    from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
 
     bulk = parse_vasp_dir(bulk_dir).require_converged()
     defect = parse_vasp_dir(defect_dir).require_converged()

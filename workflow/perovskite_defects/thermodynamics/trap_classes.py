@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .eigenvalues import Eigenvalues
-    from .engines.base import PotentialGrid
-    from .thermo import TransitionLevel
+    from perovskite_defects.engines.base import PotentialGrid
+    from perovskite_defects.engines.eigenvalues import Eigenvalues
+    from perovskite_defects.thermodynamics.formation import TransitionLevel
 
 SHALLOW, DEEP, RESONANT = "shallow", "deep", "resonant"
 LOCALIZED, DONOR_PHS, ACCEPTOR_PHS, NO_STATE = (
@@ -125,8 +125,8 @@ def far_potential_shift(
 ) -> float:
     """Mean (V_defect - V_bulk) (electron potential energy, eV) at the atoms of the defect cell
     beyond the sphere inscribed in the cell around the defect, in spheres of ``radius`` Å."""
-    from .corrections.kumagai import inscribed_sphere_radius
-    from .engines.potentials import site_potentials
+    from perovskite_defects.corrections.kumagai import inscribed_sphere_radius
+    from perovskite_defects.engines.potentials import site_potentials
 
     lattice = np.asarray(defect_structure.lattice.matrix)
     frac = np.asarray(defect_structure.frac_coords)
@@ -191,11 +191,11 @@ def transition_level_rows(
     shallow_threshold: float,
     states: Mapping[tuple[str, int], DefectStates] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of :func:`~perovskite_defects.tables.transition_level_table` with the columns
+    """Rows of :func:`~perovskite_defects.reporting.tables.transition_level_table` with the columns
     nearest edge, depth from it, in gap, class, and the defect-state character of both
     charge states (empty where the eigenvalues were not analysed)."""
-    from .tables import transition_level_table
-    from .thermo import format_charge
+    from perovskite_defects.reporting.tables import transition_level_table
+    from perovskite_defects.thermodynamics.formation import format_charge
 
     states = states or {}
     rows = transition_level_table(levels)
