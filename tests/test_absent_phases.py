@@ -87,3 +87,63 @@ def test_unsourced_phases_of_a_system() -> None:
     assert unsourced_phases({"Cs", "Sn", "I"}, []) == ["SnI2", "SnI4"]
     assert unsourced_phases({"Cs", "Sn", "I"}, ["SnI2"]) == ["SnI4"]
     assert "Cs4PbI6" in unsourced_phases({"Cs", "Pb", "I"}, [])
+
+
+def test_chemical_potential_step_writes_the_bounds(tmp_path) -> None:
+    """The workflow step: CsSnI3 with Cs, Sn, I2, CsI only (hand-made converged records).
+
+    Without SnI2 the region has vertices (Cs, Sn, I) CsI+Sn (-1.85, 0, -1.15), CsI+I2
+    (-3.0, -2.3, 0) and I2+Sn (-5.3, 0, 0); S(SnI2) = x + 2y is -2.3, -2.3, 0 there, so
+    SnI2 would narrow the region below 0 eV and move both named limits below -2.3 eV.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    from perovskite_defects import config as cfg
+    from perovskite_defects.engines.base import CalcRecord
+    from perovskite_defects.hosts.phase_files import load_phase
+    from perovskite_defects.steps import phases as steps_phases
+    from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+
+    def record(structure: Structure, dh: float, name: str):
+        counts = {el.symbol: int(n) for el, n in structure.composition.items()}
+        path = tmp_path / f"{name}.json"
+        CalcRecord(
+            engine="vasp",
+            engine_version="test",
+            energy=energy(counts, dh),
+            charge=0,
+            scf_converged=True,
+            geometry_converged=True,
+            structure=structure.as_dict(),
+        ).to_json(path)
+        return path
+
+    config = cfg.validate(
+        {
+            "host": {"A": "Cs", "B": "Sn", "X": "I", "supercell": [1, 1, 1]},
+            "defects": [{"name": "V_I", "charges": [0]}],
+            "competing_phases": ["Cs", "Sn", "I2", "CsI"],
+        }
+    )
+    # bookkeeping cell: only its composition (CsSnI3) enters the limits
+    host = Structure(
+        Lattice.cubic(6.2),
+        ["Cs", "Sn", "I", "I", "I"],
+        [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]],
+    )
+    cells = {name: load_phase(name).structure for name in ("Cs", "Sn", "I2", "CsI")}
+    n_csi = cells["CsI"].composition["Cs"]
+    phases = {name: record(s, 0.0, name) for name, s in cells.items() if name != "CsI"}
+    phases["CsI"] = record(cells["CsI"], -3.0 * n_csi, "CsI")
+    name = cfg.host_name(config)
+    out = tmp_path / "limits.json"
+    steps_phases.chemical_potentials(config, name, record(host, -5.3, "host"), phases, out)
+    res = ChemicalPotentialLimits.from_json(out)
+    assert res.delta_mu("I-rich") == pytest.approx({"Cs": -3.0, "Sn": -2.3, "I": 0.0})
+    notes = {n.split(" ", 1)[0]: n for n in res.notes if "is not in the calculation" in n}
+    assert set(notes) == {"SnI2", "SnI4", "Cs2SnI6"}
+    assert "(no structure file from a citable source" in notes["SnI2"]
+    assert "(shipped in structures/phases/ but not listed" in notes["Cs2SnI6"]
+    assert "were below 0.000 eV per formula unit" in notes["SnI2"]
+    assert "I-rich moves if ΔH(SnI2) < -2.300 eV" in notes["SnI2"]
+    assert "I-poor moves if ΔH(SnI2) < -2.300 eV" in notes["SnI2"]
