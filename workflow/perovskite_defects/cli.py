@@ -102,6 +102,9 @@ def _print_human(result: dict[str, Any]) -> None:
     for key, value in result[f"{scheme}_parts"].items():
         if isinstance(value, float):
             print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
+    for name, region in result[f"{scheme}_parts"].get("by_sampling", {}).items():
+        where = f"{region['n_sampled']} atoms beyond {region['sampling_radius']:.3f} Å"
+        print(f"  {name:<26} total {fmt(region['total'])} ({where})")
     print(f"bulk VBM               {fmt(result['vbm'])}")
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
