@@ -225,6 +225,25 @@ def test_limits_without_elemental_references_export_absolute_mu(tmp_path: Path) 
     assert fed.get_formation_energy(0.0, chempots) == pytest.approx(BY_HAND[("Te_Cd", 0)] - 2.0)
 
 
+def test_doped_export_gives_the_same_energies(tiny: Path) -> None:
+    """Formation energies and levels through doped's DefectThermodynamics (optional:
+    doped is not a dependency of the project)."""
+    pytest.importorskip("doped", reason="doped is not installed (optional: pip install doped)")
+    study = load_study(tiny)
+    thermo = study.to_doped_thermodynamics()
+    assert (thermo.vbm, thermo.band_gap) == (VBM, CBM - VBM)
+    assert len(thermo.defect_entries) == 4  # the failed Te_Cd +1 is not exported
+    for entry in thermo.defect_entries.values():
+        name = entry.name.rsplit("_", 1)[0]
+        for limit in LIMITS:
+            for ef in (0.0, 0.7, 1.5):
+                ours = study.formation_energy(name, entry.charge_state, limit, ef)
+                theirs = thermo.get_formation_energy(entry, limit=limit, fermi_level=ef)
+                assert theirs == pytest.approx(ours, abs=1e-9)
+    levels = {level for by_level in thermo.transition_level_map.values() for level in by_level}
+    assert sorted(levels) == pytest.approx(sorted(LEVELS.values()))
+
+
 def test_doped_export_without_doped_is_one_clear_line(tiny: Path, monkeypatch) -> None:
     import builtins
 

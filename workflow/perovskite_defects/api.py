@@ -347,10 +347,8 @@ CONCENTRATION_NAMES = {
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    try:
-        import pandas as pd
-    except ImportError as err:  # pandas comes with pymatgen; this is for odd installs
-        raise ImportError("the tables of perovskite_defects.api need pandas") from err
+    import pandas as pd  # a dependency; imported here to keep the module quick to import
+
     return pd.DataFrame(rows, columns=columns)
 
 

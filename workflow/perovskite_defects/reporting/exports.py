@@ -187,6 +187,7 @@ def doped_thermodynamics(study: Study) -> Any:
     study (doped's chempots layout: absolute limits, elemental references, differences)."""
     try:
         from doped.core import DefectEntry as DopedEntry
+        from doped.core import doped_defect_from_pmg_defect
         from doped.thermodynamics import DefectThermodynamics
     except ImportError as err:
         raise ImportError(DOPED_MISSING) from err
@@ -195,10 +196,13 @@ def doped_thermodynamics(study: Study) -> Any:
 
     orientational = study.config.get("concentrations", {}).get("orientational_degeneracy", {})
     entries = []
+    defects: dict[str, Any] = {}
     for run, pmg in _pmg_pairs(study, include_unconverged=False):
+        if run.name not in defects:  # doped's subclass; keeps the oxidation state as it is
+            defects[run.name] = doped_defect_from_pmg_defect(pmg.defect, bulk_oxi_states=False)
         entries.append(
             DopedEntry(
-                defect=pmg.defect,
+                defect=defects[run.name],
                 charge_state=pmg.charge_state,
                 sc_entry=pmg.sc_entry,
                 corrections=dict(pmg.corrections),
