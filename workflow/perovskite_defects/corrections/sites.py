@@ -65,8 +65,8 @@ def locate_defect(
 
 
 def matched_sites(
-    bulk_structure: Structure | dict[str, Any],
-    defect_structure: Structure | dict[str, Any],
+    bulk_structure: Structure | dict[str, Any] | Cell,
+    defect_structure: Structure | dict[str, Any] | Cell,
     *,
     tol: float | None = None,
 ) -> dict[int, int]:
@@ -76,14 +76,11 @@ def matched_sites(
     default half the shortest bulk interatomic distance): atoms are paired by position,
     never by index. Vacant bulk sites and interstitial atoms have no entry.
     """
-    from scipy.optimize import linear_sum_assignment
-
-    bulk = _as_structure(bulk_structure)
-    defect = _as_structure(defect_structure)
-    dist = np.asarray(defect.lattice.get_all_distances(bulk.frac_coords, defect.frac_coords))
-    tol = _default_tol(bulk) if tol is None else tol
-    rows, cols = linear_sum_assignment(dist)
-    return {int(j): int(i) for i, j in zip(rows, cols, strict=True) if dist[i, j] <= tol}
+    bulk = Cell.of(bulk_structure)
+    defect = Cell.of(defect_structure)
+    dist = defect.distances(bulk.frac_coords, defect.frac_coords)
+    rows, cols = assign_sites(dist, _default_tol(bulk) if tol is None else tol)
+    return {int(j): int(i) for i, j in zip(rows, cols, strict=True)}
 
 
 def _compare_sites(
