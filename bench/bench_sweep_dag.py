@@ -4,6 +4,7 @@ Run from the project root (the machine is shared: run it under nice and read the
 seconds as well as the wall time):
 
     PYTHONPATH=workflow nice -n 19 .venv/bin/python bench/bench_sweep_dag.py [DIR]
+        [--plain-only] [--repeat N]
 
 DIR (optional) keeps the study folder: a second run on it skips step 2 (the manifests are
 there) and the fresh dry run (they are not fresh).
@@ -14,7 +15,11 @@ there) and the fresh dry run (they are not fresh).
    defect sets of all 54 hosts, pure Python) run once, timed.
 3. ``snakemake -n`` again, now with every manifest in place: the full DAG with every
    defect job, timed three times.
-4. V_X in CsSn0.5Pb0.5I3 SQS (2x2x2, 4x2x2 and 4x4x2 supercells: 24, 48, 96 halide
+4. ``snakemake -n`` with every manifest in place against a plain Snakefile with the same
+   jobs and DAG and no package code (``plain_snakefile.py``), alternately, ``--repeat``
+   times each: the ratio is what the project's own code adds to Snakemake's bookkeeping.
+   ``--plain-only DIR`` runs only this step on a DIR whose manifests exist.
+5. V_X in CsSn0.5Pb0.5I3 SQS (2x2x2, 4x2x2 and 4x4x2 supercells: 24, 48, 96 halide
    sites): the DFT jobs with site-class grouping (the default 2 representatives per
    class) against one job per halide site and against one per spglib-distinct site.
 
@@ -23,10 +28,12 @@ Results go to ``bench/results/sweep_dag.json`` and are summarised in ``bench/REA
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +43,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))  # plain_snakefile.py, next to this script
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 # x values a 2x2x2 supercell (8 B sites) holds exactly.
@@ -56,10 +64,15 @@ SWEEP = {
 }  # fmt: skip
 
 
-def _run(workdir: Path, *args: str) -> tuple[float, float, str]:
-    """Wall and child CPU seconds and the output of one snakemake call."""
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    cmd += ["--configfile", str(workdir / "study.yaml"), "--cores", "2", *args]
+def _run(workdir: Path, *args: str, plain: bool = False) -> tuple[float, float, str]:
+    """Wall and child CPU seconds and the output of one snakemake call (of the plain
+    workflow in ``workdir`` with ``plain``)."""
+    if plain:
+        cmd = [SNAKEMAKE, "-s", str(workdir / "Snakefile"), "--directory", str(workdir)]
+        cmd += ["--cores", "2", *args]
+    else:
+        cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+        cmd += ["--configfile", str(workdir / "study.yaml"), "--cores", "2", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "workflow"))
@@ -84,6 +97,32 @@ def _dry_runs(workdir: Path, repeats: int = 3) -> dict:
         "cpu_s": [round(c, 2) for _, c, _ in runs],
         "jobs": _jobs(runs[-1][2]),
     }
+
+
+def compare_plain(workdir: Path, plain_dir: Path, repeats: int = 3) -> dict:
+    """``snakemake -n`` of ours against a plain Snakefile with the same jobs and DAG
+    (:mod:`plain_snakefile`), run alternately, ``repeats`` times each."""
+    from plain_snakefile import dry_run_jobs, write_plain_workflow
+
+    _, _, printout = _run(workdir, "-n", "--nolock")
+    counts = write_plain_workflow(dry_run_jobs(printout), plain_dir)
+    ours, plain = [], []
+    for _ in range(repeats):
+        ours.append(_run(workdir, "-n", "--nolock"))
+        plain.append(_run(plain_dir, "-n", "--nolock", plain=True))
+    ours_jobs, plain_jobs = _jobs(ours[-1][2]), _jobs(plain[-1][2])
+    if ours_jobs != plain_jobs or sum(counts.values()) != ours_jobs["total"]:
+        raise SystemExit(f"plain workflow has other jobs: {plain_jobs} against {ours_jobs}")
+    result = {"jobs": ours_jobs}
+    for name, runs in (("ours", ours), ("plain", plain)):
+        result[name] = {
+            "wall_s": [round(w, 2) for w, _, _ in runs],
+            "cpu_s": [round(c, 2) for _, c, _ in runs],
+        }
+    for key in ("wall_s", "cpu_s"):
+        ratio = statistics.median(result["ours"][key]) / statistics.median(result["plain"][key])
+        result[f"ratio_{key[:-2]}"] = round(ratio, 2)
+    return result
 
 
 def vacancy_jobs(multiples: list[int]) -> dict:
@@ -127,9 +166,18 @@ def vacancy_jobs(multiples: list[int]) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", nargs="?", type=Path, help="study folder to keep and reuse")
+    parser.add_argument(
+        "--plain-only",
+        action="store_true",
+        help="only the comparison with the plain Snakefile (DIR has manifests)",
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
     result: dict = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tmp)
+        workdir = args.dir if args.dir else Path(tmp) / "study"
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "study.yaml").write_text(yaml.safe_dump(SWEEP))
         from perovskite_defects import config as cfg
@@ -139,14 +187,20 @@ def main() -> None:
         result["hosts"] = len(hosts)
         targets = [f"results/bench_sweep/{h}/defects/manifest.tsv" for h in hosts]
         if not all((workdir / t).is_file() for t in targets):
-            result["fresh_dry_run"] = _dry_runs(workdir)
+            if args.plain_only:
+                raise SystemExit(f"{workdir}: not every host has its manifest yet")
+            result["fresh_dry_run"] = _dry_runs(workdir, args.repeat)
             wall, cpu, _ = _run(workdir, *targets)
             result["checkpoint_jobs"] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
-        result["full_dry_run"] = _dry_runs(workdir)
+        if not args.plain_only:
+            result["full_dry_run"] = _dry_runs(workdir, args.repeat)
+        result["against_plain_snakefile"] = compare_plain(workdir, Path(tmp) / "plain", args.repeat)
         result["load_average_after_dry_runs"] = os.getloadavg()
-    result["vacancy_jobs_50pct_sqs"] = [vacancy_jobs(m) for m in ([2, 2, 2], [4, 2, 2], [4, 4, 2])]
+    if not args.plain_only:
+        multiples = ([2, 2, 2], [4, 2, 2], [4, 4, 2])
+        result["vacancy_jobs_50pct_sqs"] = [vacancy_jobs(m) for m in multiples]
     result["load_average_end"] = os.getloadavg()
-    out = ROOT / "bench" / "results" / "sweep_dag.json"
+    out = ROOT / "bench" / "results" / ("sweep_plain.json" if args.plain_only else "sweep_dag.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

@@ -58,13 +58,13 @@ def correct(
         "engine": bulk.engine,
         "engine_version": bulk.engine_version,
     }
+    pairs = ((bulk, bulk_dir), (defect, defect_dir))
     grids: list[Any] = []  # potential grids, read once when both schemes need them
     for name in ("fnv", "efnv") if scheme == "both" else (scheme,):
         if charge == 0:
             result[f"{name}_correction"] = 0.0
             result[f"{name}_parts"] = {"point_charge": 0.0, "alignment": 0.0}
             continue
-        pairs = ((bulk, bulk_dir), (defect, defect_dir))
         if name == "fnv" or bulk.engine != "vasp":
             grids = grids or [_potential_grid(rec, folder) for rec, folder in pairs]
         corr = _one_correction(name, charge, eps, bulk, defect, frac, grids, pairs, site_radius)
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
     """``perovskite-defects fetch-phases``: one line per phase, or one error line."""
+    # imported here: only fetch-phases needs YAML and the Materials Project client
     import yaml
 
     from perovskite_defects.hosts.materials_project import MaterialsProjectError, fetch_for_config

@@ -30,6 +30,7 @@ potential offset far from the defect, in V).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -174,7 +175,7 @@ def _spherical_eps(tensor: np.ndarray) -> float:
     """Spherically averaged dielectric constant, as the library and sxdefectalign define it."""
     if np.array_equal(tensor, tensor[0, 0] * np.eye(3)):
         return float(tensor[0, 0])
-    from scipy.special import elliprf
+    from scipy.special import elliprf  # here: scipy.special (~0.3 s) only for anisotropic eps
 
     eigvals = np.linalg.eigvalsh((tensor + tensor.T) / 2)
     return float(np.sqrt(np.prod(eigvals)) / elliprf(*(1 / eigvals)))
@@ -195,8 +196,6 @@ def _run_native(
     the library's 1e-4 Hartree stopping rule (differences below 1e-5 eV on CdTe).
     Returns an object with the library's ``correction_energy`` and ``metadata`` layout.
     """
-    from types import SimpleNamespace
-
     tensor = np.eye(3) * float(eps) if isinstance(eps, float) else np.asarray(eps, dtype=float)
     avg_eps = _spherical_eps(tensor)
     q = float(charge)

@@ -268,6 +268,7 @@ def efnv_from_vasp_dirs(
     OUTCAR(.gz). Both runs must be converged (:meth:`CalcRecord.require_converged`), and
     ``charge`` must agree with the defect run's NELECT when its OUTCAR gives it.
     """
+    # imported here: the correction itself needs no engine module
     from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
 
     bulk = parse_vasp_dir(bulk_dir).require_converged()

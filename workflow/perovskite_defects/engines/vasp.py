@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from perovskite_defects.engines.atomic_populations import vasp_record_populations
 from perovskite_defects.engines.base import (
     CalcRecord,
     CalcSpec,
@@ -42,6 +43,7 @@ from perovskite_defects.engines.base import (
     mpi_command,
     validate_command,
 )
+from perovskite_defects.engines.vasprun import read_vasprun
 
 #: Occupations above this count as occupied when locating the band edges.
 OCCUPIED_THRESHOLD = 0.5
@@ -457,8 +459,6 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
     (``scf_converged`` / ``geometry_converged`` False): callers decide, e.g. with
     :meth:`CalcRecord.require_converged`; the workflow never writes a record for it.
     """
-    from perovskite_defects.engines.vasprun import read_vasprun
-
     run_dir = Path(path)
     vasprun_file = _first_existing(run_dir, ("vasprun.xml", "vasprun.xml.gz"))
     if vasprun_file is None:
@@ -515,18 +515,18 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
             "potcar_symbols": vrun.potcar_symbols,
             "vasp_subversion": generator.get("subversion", ""),
             "calc_kind": meta.get("calc_kind"),
-            "atomic_populations": _populations(outcar_file, vrun.structure()),
+            "atomic_populations": _populations(outcar_file, vrun.atoms),
         },
     )
 
 
-def _populations(outcar: Path | None, structure: Any) -> dict[str, Any]:
-    """Per-atom sphere charges and moments of the OUTCAR (LORBIT runs), else {}."""
-    from perovskite_defects.engines.atomic_populations import vasp_record_populations
+def _populations(outcar: Path | None, elements: list[str]) -> dict[str, Any]:
+    """Per-atom sphere charges and moments of the OUTCAR (LORBIT runs), else {}.
 
+    ``elements``: the element symbol of each atom (vasprun's atom list; reading them from
+    a pymatgen structure would import pymatgen for nothing)."""
     if outcar is None:
         return {}
-    elements = [site.specie.symbol for site in structure]
     return vasp_record_populations(_read_text(outcar), elements, outcar)
 
 
