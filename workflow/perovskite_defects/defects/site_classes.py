@@ -33,10 +33,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pymatgen.core import Structure
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 OXIDATION = {"Cs": 1, "FA": 1, "MA": 1, "Pb": 2, "Sn": 2, "I": -1, "Br": -1, "Cl": -1, "Na": 1}
 ROLE_NAMES = ("V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i", "Na_B+V_X")
@@ -506,6 +508,9 @@ def parent_cell_of(host) -> Structure:
     Host files written before the parent cell was recorded fall back to the cubic
     prototype, which is what they were built from unless a user structure was given.
     """
+    # imported here: the Snakefile parse reads manifests through this module, without pymatgen
+    from pymatgen.core import Structure
+
     from perovskite_defects.hosts.perovskite import cubic_prototype
 
     stored = host.metadata.get("parent_cell")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+if TYPE_CHECKING:
+    from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 
 #: eV per formula unit: |sum_i n_i mu_i - E_host| above this is noted as inconsistent.
 CONSISTENCY_TOLERANCE = 0.05
@@ -131,6 +132,10 @@ def limits_from_config(
             f"tolerance {CONSISTENCY_TOLERANCE} eV): other functional or pseudopotentials, "
             "or a point off the boundary?"
         )
+    # imported here: phase_limits loads pymatgen's phase diagrams (~1 s), which the Snakefile
+    # parse (limit_names) does not need
+    from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+
     return ChemicalPotentialLimits(
         host_formula=reduced.reduced_formula,
         elements=host_elements,
