@@ -90,11 +90,9 @@ def vacancy_jobs(multiples: list[int]) -> dict:
     """V_X structures of a 50 % Sn SQS: site classes against one per (distinct) site."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from perovskite_defects.defects.site_classes import (
-        DefectRequest,
-        build_defect_set,
-        default_charges,
-    )
+    from perovskite_defects.defects.manifest import DefectRequest
+    from perovskite_defects.defects.names import default_charges
+    from perovskite_defects.defects.site_classes import build_defect_set
     from perovskite_defects.hosts.composition import choose_supercell, parse_composition
     from perovskite_defects.hosts.perovskite import build_host
 

@@ -12,7 +12,7 @@ from perovskite_defects import config as pd_config
 from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
-from perovskite_defects.defects.site_classes import manifest_jobs
+from perovskite_defects.defects.manifest import manifest_jobs
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
