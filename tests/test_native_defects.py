@@ -234,13 +234,6 @@ def test_native_role_names_and_rule_charges_validate() -> None:
     cfg.validate(_sweep(written))
 
 
-def test_default_defect_set_holds_the_natives() -> None:
-    """A config without defects (e.g. a sweep) gets the natives; it validates."""
-    names = [d["name"] for d in cfg.validate({})["defects"]]
-    assert names[:6] == ["V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i"]  # order kept
-    assert names[6:] == list(NATIVE_ROLE_NAMES)
-
-
 @pytest.mark.parametrize(
     ("defect", "expected"),
     [
