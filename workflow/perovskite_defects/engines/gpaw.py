@@ -72,21 +72,23 @@ class GpawSettings:
 
 
 def gpaw_settings(config: Mapping[str, Any]) -> GpawSettings:
-    """Settings from config key ``gpaw`` (filled with schema defaults by validation)."""
-    block = dict(config.get("gpaw") or {})
-    python = str(block.pop("python", "auto"))
-    known = set(GpawSettings.__dataclass_fields__) - {"python", "relax_radius"}
+    """Settings from config key ``gpaw`` (ValueError naming the key if one is bad)."""
+    block = config.get("gpaw") or {}
     overrides = block.get("settings") or {}
+    fields = GpawSettings.__dataclass_fields__
+    values: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key not in known:
-            raise ValueError(f"config key 'gpaw.settings.{key}': not a GPAW setting")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"config key 'gpaw.settings.{key}': must be a positive number")
-    values = {k: overrides[k] for k in overrides}
-    for key in ("empty_bands", "max_scf"):
-        if key in values:
-            values[key] = int(values[key])
-    return GpawSettings(python=python, **values)
+        where = f"config key 'gpaw.settings.{key}'"
+        if key not in fields or key in ("python", "relax_radius", "phase_cell_relax"):
+            raise ValueError(f"{where}: not a GPAW setting")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{where}: must be a positive number, got {value!r}")
+        if key in ("empty_bands", "max_scf"):
+            if int(value) != value:
+                raise ValueError(f"{where}: must be a whole number, got {value!r}")
+            value = int(value)
+        values[key] = value
+    return GpawSettings(python=str(block.get("python", "auto")), **values)
 
 
 def kpoint_mesh(lattice_lengths: tuple[float, float, float], density: float) -> list[int]:
@@ -207,6 +209,7 @@ def parse(run_dir: Path) -> CalcRecord:
             "soc": result.get("soc"),
             "no_soc": result.get("no_soc"),
             "scalar_scf_edges": result.get("scalar_scf_edges"),
+            "cb_manifold": result.get("cb_manifold"),
             "setups": result.get("setups"),
             "n_bz_kpoints": result.get("n_bz_kpoints"),
             "soc_basis_bands": result.get("soc_basis_bands"),

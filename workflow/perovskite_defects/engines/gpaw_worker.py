@@ -126,7 +126,15 @@ def _soc_result(calc, soc_eigenstates, nelect: float, s: dict) -> dict:
     # check that the scale-0 spinor set reproduces them
     scalar = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(calc.get_ibz_k_points()))])
     half = n_occ // 2
+    kc = int(np.argmin(e_ref[:, n_occ]))
     return {
+        # the 6 lowest empty spinor states at the CBM k-point without and with SOC (for
+        # ABX3 at R: the B-p triplet, split by SOC into j = 1/2 below and j = 3/2 above)
+        "cb_manifold": {
+            "k": [float(x) for x in kpts[kc]],
+            "no_soc": [float(x) for x in e_ref[kc, n_occ : n_occ + 6]],
+            "soc": [float(x) for x in e_soc[kc, n_occ : n_occ + 6]],
+        },
         "no_soc": _edges(e_ref, n_occ, kpts),
         "soc": _edges(e_soc, n_occ, kpts),
         "scalar_scf_edges": {

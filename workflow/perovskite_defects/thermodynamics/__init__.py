@@ -1,0 +1,1 @@
+"""Thermodynamics of the defects: band edges, formation energies, levels, concentrations."""
