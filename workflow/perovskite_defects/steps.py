@@ -705,9 +705,10 @@ def tables(
     fe_rows = formation_energy_table(entries, limits.limit_names)
     threshold = config["trap_levels"]["shallow_threshold"]
     tl_rows = transition_level_rows(levels, gap, threshold, states)
+    external = edges_no_soc.source != "bulk"
     notes = _notes(config, bulk, limits, edges_no_soc.gap) + [
         f"Band edges from {edges.source}: VBM {edges.vbm:.4f} eV, gap {gap:.3f} eV"
-        + (f" (potential alignment {edges.offset:+.4f} eV)." if edges_no_soc.source != "bulk" else "."),
+        + (f" (potential alignment {edges.offset:+.4f} eV)." if external else "."),
         f"Levels within {threshold} eV of a band edge are shallow, further inside the gap "
         "deep, outside the gap resonant. 'states of q': localized = a defect state inside "
         "the bulk gap; donor/acceptor PHS = carriers in perturbed host (band-like) states.",
