@@ -13,7 +13,8 @@ import pytest
 from scipy import constants as sc
 from scipy.special import zeta
 
-from perovskite_defects.fermi import (
+from perovskite_defects.reporting.tables import read_csv, write_csv
+from perovskite_defects.thermodynamics.fermi_solver import (
     CONCENTRATION,
     BandModel,
     DefectSpecies,
@@ -29,8 +30,7 @@ from perovskite_defects.fermi import (
     solve_fermi_level,
     solve_quenched,
 )
-from perovskite_defects.tables import read_csv, write_csv
-from perovskite_defects.thermo import DefectChargeEntry
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 
 KB = sc.k / sc.e  # eV/K
 GAP, M_E, M_H = 1.5, 0.2, 0.3

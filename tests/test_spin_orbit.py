@@ -23,7 +23,6 @@ import yaml
 from test_workflow import TINY, snakemake
 
 from perovskite_defects import config as cfg
-from perovskite_defects.band_edges import BandEdges
 from perovskite_defects.engines.base import CalcSpec, EngineError
 from perovskite_defects.engines.gpaw import (
     GpawEngine,
@@ -31,6 +30,8 @@ from perovskite_defects.engines.gpaw import (
     gpaw_settings,
     kpoint_mesh,
 )
+from perovskite_defects.steps.spin_orbit import compute_shifts
+from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.spin_orbit_edges import (
     CHANGED,
     CLASS_NO_SOC,
@@ -39,7 +40,6 @@ from perovskite_defects.thermodynamics.spin_orbit_edges import (
     LEVEL_SOC,
     SocShifts,
     apply_shifts,
-    compute_shifts,
     level_comparison_rows,
 )
 
@@ -281,11 +281,11 @@ def test_tables_with_shifts_through_the_workflow(cdte_reference: Path, tmp_path:
     would take too long here), newer than its input, so the workflow takes it as done.
     Closed form: the edges move by the shifts; E_f(E_F = VBM) of charge q moves by q ΔVBM;
     the level table compares both edge sets; provenance keeps both."""
+    from perovskite_defects.tables import read_csv
     from test_vasp_workflow import PAIRS, _cdte_study
     from test_vasp_workflow import snakemake as replay_snakemake
 
     from perovskite_defects.engines import REPLAY_ENV
-    from perovskite_defects.tables import read_csv
 
     config, recordings, _ = _cdte_study(
         tmp_path, cdte_reference, "ordered", PAIRS["ordered"], "cif"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from perovskite_defects import config as cfg
-from perovskite_defects.defect_sets import manifest_jobs
+from perovskite_defects.defects.site_classes import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
 from perovskite_defects.engines.base import CalcRecord
 
@@ -212,7 +212,7 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
     tables: the workflow builds host, bulk and vacancy, the VASP rules write the inputs,
     the replay engine stands in for running VASP, and parser, correction, tables,
     Fermi level and plots run as in production."""
-    from perovskite_defects.tables import read_csv
+    from perovskite_defects.reporting.tables import read_csv
 
     plan: dict[str, str] = {}
     configs, vacancies = {}, {}

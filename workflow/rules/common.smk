@@ -9,14 +9,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from perovskite_defects import config as pd_config
-from perovskite_defects import steps as pd_steps
+from perovskite_defects.steps import common as pd_steps_common
+from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
-from perovskite_defects.defect_sets import manifest_jobs
-from perovskite_defects.user_chempots import limit_names as pd_limit_names
+from perovskite_defects.defects.site_classes import manifest_jobs
+from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
     CONFIG = pd_config.validate(config)
-    ENGINE_SETTINGS = pd_steps.engine_settings(CONFIG).__dict__
+    ENGINE_SETTINGS = pd_steps_common.engine_settings(CONFIG).__dict__
 except (pd_config.ConfigError, ValueError) as err:
     raise WorkflowError(f"invalid configuration: {err}")
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import defect_analysis
+from perovskite_defects.steps.analysis import defect_analysis
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     bulk_dir = Path(snakemake.input.bulk).parent  # noqa: F821

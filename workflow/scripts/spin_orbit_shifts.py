@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.thermodynamics.spin_orbit_edges import compute_shifts
+from perovskite_defects.steps.spin_orbit import compute_shifts
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     compute_shifts(

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
+from perovskite_defects.engines.base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -589,7 +589,7 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
     None when nothing was printed, or when CP2K printed only some of its k-points (the
     first k-point group's): band edges from that subset would be silently wrong.
     """
-    from ..eigenvalues import parse_cp2k_eigenvalues
+    from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 
     try:
         eigenvalues = parse_cp2k_eigenvalues(text)

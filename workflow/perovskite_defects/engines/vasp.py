@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import (
+from perovskite_defects.engines.base import (
     CalcRecord,
     CalcSpec,
     Engine,
@@ -457,7 +457,7 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
     (``scf_converged`` / ``geometry_converged`` False): callers decide, e.g. with
     :meth:`CalcRecord.require_converged`; the workflow never writes a record for it.
     """
-    from .vasprun import read_vasprun
+    from perovskite_defects.engines.vasprun import read_vasprun
 
     run_dir = Path(path)
     vasprun_file = _first_existing(run_dir, ("vasprun.xml", "vasprun.xml.gz"))

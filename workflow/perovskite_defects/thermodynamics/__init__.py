@@ -1,1 +1,2 @@
-"""Thermodynamics of the defects: band edges, formation energies, levels, concentrations."""
+"""Stage 5: chemical potentials, formation energies and levels, trap classes, band edges,
+Fermi level and concentrations."""

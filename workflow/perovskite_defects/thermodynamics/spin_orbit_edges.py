@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perovskite_defects.band_edges import BandEdges
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.thermodynamics.band_edges import BandEdges
 
 SOC_ENGINES = ("none", "gpaw")
 
@@ -156,6 +156,7 @@ def level_comparison_rows(
     without: BandEdges,
     with_soc: BandEdges,
     shallow_threshold: float,
+    states: Mapping[tuple[str, int], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per transition level, placed and classified against both edge sets.
 
@@ -165,12 +166,20 @@ def level_comparison_rows(
             a failed charge state (one row "missing").
         without, with_soc: band edges without and with the SOC shifts.
         shallow_threshold: as config ``trap_levels.shallow_threshold``.
+        states: (defect, q) -> DefectStates, as for the transition_levels table: a donor
+            PHS in q' or an acceptor PHS in q makes a level shallow in both frames (the
+            characters come from the eigenvalues of the runs, without SOC).
 
     The levels are searched over the union of both gaps, so one list of levels (fixed in
     absolute energy) is placed in both: level(no SOC) = level(SOC) + VBM(SOC) - VBM(no SOC).
     """
-    from perovskite_defects.thermo import transition_levels
-    from perovskite_defects.trap_classes import classify_level
+    from perovskite_defects.thermodynamics.formation import transition_levels
+    from perovskite_defects.thermodynamics.trap_classes import (
+        classify_level,
+        state_consistent_class,
+    )
+
+    states = states or {}
 
     dv = with_soc.vbm - without.vbm
     window = (min(0.0, -dv), max(with_soc.gap, without.cbm - with_soc.vbm))
@@ -185,8 +194,13 @@ def level_comparison_rows(
             rows.append({"defect": name, "q/q'": "none"})
         for lev in levels:
             no_soc = lev.level + dv
-            cls_without = classify_level(no_soc, without.gap, shallow_threshold).trap_class
-            cls_with = classify_level(lev.level, with_soc.gap, shallow_threshold).trap_class
+            found = states.get((name, lev.q)), states.get((name, lev.q_prime))
+            cls_without, _ = state_consistent_class(
+                classify_level(no_soc, without.gap, shallow_threshold), *found
+            )
+            cls_with, _ = state_consistent_class(
+                classify_level(lev.level, with_soc.gap, shallow_threshold), *found
+            )
             rows.append(
                 {
                     "defect": name,
@@ -211,17 +225,19 @@ def write_level_comparison(
     with_soc: BandEdges,
     shallow_threshold: float,
     notes: Sequence[str],
+    states: Mapping[tuple[str, int], Any] | None = None,
 ) -> None:
     """spin_orbit_levels.csv/.md in ``out_dir``."""
-    from perovskite_defects.tables import write_csv, write_markdown
+    from perovskite_defects.reporting.tables import write_csv, write_markdown
 
-    rows = level_comparison_rows(lines, without, with_soc, shallow_threshold)
+    rows = level_comparison_rows(lines, without, with_soc, shallow_threshold, states)
     head = [
         f"Without SOC: VBM {without.vbm:.4f}, CBM {without.cbm:.4f} eV ({without.source}); "
         f"with SOC: VBM {with_soc.vbm:.4f}, CBM {with_soc.cbm:.4f} eV.",
         "The levels are fixed in absolute energy; each is given above its own VBM and "
         "classified against its own gap (shallow within the threshold of an edge, deep "
-        "inside, resonant outside).",
+        "inside, resonant outside; a donor PHS in q' or an acceptor PHS in q makes it "
+        "shallow, as in transition_levels).",
     ]
     write_csv(rows, out_dir / "spin_orbit_levels.csv", columns=COLUMNS)
     write_markdown(
@@ -233,7 +249,7 @@ def write_level_comparison(
     )
 
 
-# --- config and the workflow step -----------------------------------------------------------
+# --- config -----------------------------------------------------------
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -251,41 +267,3 @@ def check_config(config: Mapping[str, Any]) -> None:
     from perovskite_defects.engines.gpaw import gpaw_settings
 
     gpaw_settings(config)
-
-
-def compute_shifts(
-    config: Mapping[str, Any], structure_record: str | Path, run_dir: str | Path
-) -> SocShifts:
-    """Run the SOC engine on the final structure of ``structure_record`` (the host unit
-    cell, or the bulk supercell of hosts without one) and write ``record.json`` and
-    ``soc_shifts.json`` into ``run_dir``."""
-    import logging
-
-    from perovskite_defects.engines.base import CalcSpec
-    from perovskite_defects.engines.gpaw import GpawEngine
-
-    log = logging.getLogger("perovskite_defects")
-    source = CalcRecord.from_json(structure_record).require_converged()
-    engine = GpawEngine()
-    settings = engine.settings(config)
-    run_dir = Path(run_dir)
-    engine.write_input(
-        source.pmg_structure(), CalcSpec("static", "host", band_edges=True), settings, run_dir
-    )
-    record = engine.run(config, run_dir, 1)
-    record.to_json(run_dir / "record.json")
-    shifts = shifts_from_record(record, structure_record)
-    shifts.to_json(run_dir / "soc_shifts.json")
-    log.info(
-        "%s: spin-orbit shifts VBM %+.4f, CBM %+.4f eV (gap %.3f -> %.3f eV; %s, k-mesh %s, "
-        "SCF %.0f s)",
-        structure_record,
-        shifts.vbm_shift,
-        shifts.cbm_shift,
-        shifts.gap_without,
-        shifts.gap_with,
-        shifts.engine_version,
-        shifts.kpoint_mesh,
-        shifts.timings_s.get("scf", float("nan")),
-    )
-    return shifts

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .engines.base import CalcRecord, EngineError, PotentialGrid
+from perovskite_defects.engines.base import CalcRecord, EngineError, PotentialGrid
 
 log = logging.getLogger("perovskite_defects")
 
@@ -95,8 +95,8 @@ def study_band_edges(
         raise EngineError(f"{bulk_dir}: bulk record has no band edges")
     if settings.get("source", "bulk") == "bulk":
         return BandEdges(bulk.vbm, bulk.cbm, "bulk", 0.0, bulk.vbm, bulk.cbm)
-    from .cli import _potential_path, parse_folder
-    from .engines.potentials import read_potential_grid
+    from perovskite_defects.engines.folders import parse_folder, potential_path
+    from perovskite_defects.engines.potentials import read_potential_grid
 
     folder = settings.get("folder")
     if not folder:
@@ -105,8 +105,8 @@ def study_band_edges(
     if not folder.is_dir():
         raise EngineError(f"config key 'band_edges.folder': {folder} is not a folder")
     external = parse_folder(folder).require_converged()
-    bulk_grid = read_potential_grid(_potential_path(bulk, Path(bulk_dir)))
-    ext_grid = read_potential_grid(_potential_path(external, folder))
+    bulk_grid = read_potential_grid(potential_path(bulk, Path(bulk_dir)))
+    ext_grid = read_potential_grid(potential_path(external, folder))
     vbm, cbm, offset = aligned_edges(bulk, bulk_grid, external, ext_grid)
     if not cbm > vbm:
         raise EngineError(f"{folder}: the external run has no gap (VBM {vbm}, CBM {cbm} eV)")

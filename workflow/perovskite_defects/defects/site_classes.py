@@ -506,7 +506,7 @@ def parent_cell_of(host) -> Structure:
     Host files written before the parent cell was recorded fall back to the cubic
     prototype, which is what they were built from unless a user structure was given.
     """
-    from .hosts import cubic_prototype
+    from perovskite_defects.hosts.perovskite import cubic_prototype
 
     stored = host.metadata.get("parent_cell")
     if stored is not None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .composition import CompositionError
+from perovskite_defects.hosts.composition import CompositionError
 
 FRAMEWORK_ANY = "any"
 PEROVSKITE = "perovskite"
@@ -97,7 +97,11 @@ class StructureHostPlan:
 
 def load_host_structure(path: str | Path, key: str = "host.structure"):
     """The host's structure file, ordered and without overlapping atoms (one-line errors)."""
-    from .structure_checks import StructureError, check_overlaps, load_structure
+    from perovskite_defects.hosts.structure_checks import (
+        StructureError,
+        check_overlaps,
+        load_structure,
+    )
 
     try:
         structure = load_structure(path)
@@ -182,7 +186,7 @@ def formula_units(structure) -> int:
 
 def build_structure_host(plan: StructureHostPlan):
     """The host supercell (hosts.HostStructure) of the structure file, with its metadata."""
-    from .hosts import HostStructure, min_image_distance, supercell
+    from perovskite_defects.hosts.perovskite import HostStructure, min_image_distance, supercell
 
     unit = load_host_structure(plan.user_structure)
     structure = supercell(unit, plan.multiples)
@@ -214,7 +218,7 @@ def unit_cell(host_metadata: Mapping[str, Any]):
 def bulk_structure(host, relaxed_unit_cell=None):
     """The pristine supercell: the host as built, or (relax) the same supercell of the
     relaxed unit cell, in the same site order (the manifest's atom indices refer to it)."""
-    from .hosts import supercell
+    from perovskite_defects.hosts.perovskite import supercell
 
     if relaxed_unit_cell is None:
         return host.structure.copy()
@@ -242,7 +246,7 @@ def check_structure_defects(
     """
     from pymatgen.core.periodic_table import Element
 
-    from .defect_sets import _parse
+    from perovskite_defects.defects.site_classes import _parse
 
     host_species = sorted(plan.elements)
     dopants: set[str] = set()
@@ -292,7 +296,7 @@ def build_structure_defect_set(
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """Manifest entries (defect_sets.ManifestEntry) and structures of every requested
     defect in a framework-any host (see the module docstring for the site choice)."""
-    from .defect_sets import ManifestEntry, _orbits, _parse, atoms_added
+    from perovskite_defects.defects.site_classes import ManifestEntry, _orbits, _parse, atoms_added
 
     structure = host.structure
     n_fu = int(host.metadata["formula_units"])
@@ -388,7 +392,7 @@ def _interstitial_sites(host, species: str, min_distance: float) -> list[dict[st
     each with its images in the supercell that keep ``min_distance`` from every atom."""
     from pymatgen.analysis.defects.generators import VoronoiInterstitialGenerator
 
-    from .defect_sets import _images
+    from perovskite_defects.defects.site_classes import _images
 
     structure = host.structure
     out = []

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from perovskite_defects.thermo import DefectChargeEntry, TransitionLevel
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry, TransitionLevel
 
 Row = dict[str, Any]
 

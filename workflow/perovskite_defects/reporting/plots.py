@@ -16,7 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from .thermo import envelope_energy, format_charge, lower_envelope
+from perovskite_defects.thermodynamics.formation import (
+    envelope_energy,
+    format_charge,
+    lower_envelope,
+)
 
 CLASS_COLOURS = {"deep": "#c0392b", "shallow": "#2e86c1", "resonant": "#7f8c8d"}
 

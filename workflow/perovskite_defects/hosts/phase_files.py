@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-from .config import PHASES_DIR
+from perovskite_defects.config import PHASES_DIR
 
 
 @dataclass(frozen=True)

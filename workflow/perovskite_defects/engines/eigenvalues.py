@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines.base import EngineError
+from perovskite_defects.engines.base import EngineError
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +73,7 @@ _KPOINT = re.compile(
 
 def read_cp2k_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues of the final SCF of a CP2K run (needs ``&PRINT &MO`` output, as ours have)."""
-    from .engines.cp2k import OUTPUT_NAME
+    from perovskite_defects.engines.cp2k import OUTPUT_NAME
 
     path = Path(run_dir) / OUTPUT_NAME
     if not path.is_file():
@@ -144,8 +144,8 @@ def parse_cp2k_eigenvalues(text: str, path: str = "cp2k.out") -> Eigenvalues:
 
 def read_vasp_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues from vasprun.xml(.gz), through the streaming reader."""
-    from .engines.vasp import _first_existing
-    from .engines.vasprun import read_vasprun
+    from perovskite_defects.engines.vasp import _first_existing
+    from perovskite_defects.engines.vasprun import read_vasprun
 
     folder = Path(run_dir)
     path = _first_existing(folder, ("vasprun.xml", "vasprun.xml.gz"))
@@ -172,7 +172,7 @@ def read_vasp_eigenvalues(run_dir: str | Path) -> Eigenvalues:
 
 def read_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues of a CP2K or VASP run folder (engine detected from its files)."""
-    from .cli import detect_engine
+    from perovskite_defects.engines.folders import detect_engine
 
     folder = Path(run_dir)
     if detect_engine(folder) == "vasp":

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .concentrations import DOPANT_EFFECT_COLUMNS
-from .tables import read_csv, write_csv, write_markdown
-from .thermo import transition_levels
+from perovskite_defects.reporting.tables import read_csv, write_csv, write_markdown
+from perovskite_defects.thermodynamics.concentrations import DOPANT_EFFECT_COLUMNS
+from perovskite_defects.thermodynamics.formation import transition_levels
 
 K_B = 8.617333262e-5  # eV/K
 

@@ -1,7 +1,7 @@
 """Equilibrium defect and carrier concentrations and the self-consistent Fermi level.
 
 Units on the public side: eV, K, cm^-3, and Å^3 for cell volumes. The Fermi level ``E_F`` is
-measured from the valence-band maximum, as in :mod:`perovskite_defects.thermo`.
+measured from the valence-band maximum, as in :mod:`perovskite_defects.thermodynamics.formation`.
 
 Model (dilute, non-interacting defects):
 
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from perovskite_defects.tables import CHARGE, DEFECT, Row
-from perovskite_defects.thermo import DefectChargeEntry, charge_lines
+from perovskite_defects.reporting.tables import CHARGE, DEFECT, Row
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry, charge_lines
 
 # Exact SI values of e, k and h; CODATA 2022 electron mass.
 _EV = 1.602176634e-19  # J per eV
@@ -490,8 +490,9 @@ class DefectSpecies:
         site_density: float | None = None,
         include_unconverged: bool = False,
     ) -> DefectSpecies:
-        """Build from :class:`~perovskite_defects.thermo.DefectChargeEntry` rows at one
-        chemical-potential limit (missing and, by default, unconverged entries are skipped)."""
+        """Build from :class:`~perovskite_defects.thermodynamics.formation.DefectChargeEntry` rows
+        at one chemical-potential limit (missing and, by default, unconverged entries are
+        skipped)."""
         lines = charge_lines(entries, name, limit, include_unconverged)
         if not lines:
             raise ValueError(f"{name}: no usable formation energies at limit {limit!r}")

@@ -1,5 +1,5 @@
 """Fermi level, carrier densities and defect concentrations of a study (config
-``concentrations``), from :mod:`perovskite_defects.fermi`.
+``concentrations``), from :mod:`perovskite_defects.thermodynamics.fermi_solver`.
 
 What goes in, per defect and charge state:
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .fermi import (
+from perovskite_defects.thermodynamics.fermi_solver import (
     BandModel,
     DefectSpecies,
     EffectiveMassBands,
@@ -39,7 +39,7 @@ from .fermi import (
     solve_fermi_level,
     solve_quenched,
 )
-from .thermo import DefectChargeEntry, charge_lines
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry, charge_lines
 
 log = logging.getLogger("perovskite_defects")
 
@@ -89,7 +89,7 @@ def band_model(
     choice = settings["carriers"]
     gap = edges[1] - edges[0]
     if choice in ("auto", "dos"):
-        from .eigenvalues import read_eigenvalues
+        from perovskite_defects.engines.eigenvalues import read_eigenvalues
 
         eig = read_eigenvalues(bulk_dir)
         w_vbm, w_cbm = eig.weighted_edges()

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import PeriodicSite, Structure
 
-from .config import DefectSpec
-from .hosts import supercell
+from perovskite_defects.config import DefectSpec
+from perovskite_defects.hosts.perovskite import supercell
 
 
 @dataclass

@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .chempots import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 
 #: eV per formula unit: |sum_i n_i mu_i - E_host| above this is noted as inconsistent.
 CONSISTENCY_TOLERANCE = 0.05
@@ -162,7 +162,7 @@ def limit_names(config: Mapping[str, Any], plan: Any) -> list[str]:
     if rich is None:  # framework any: as chempots chooses it (the most electronegative)
         from pymatgen.core import Composition
 
-        from .chempots import _choose_rich_element
+        from perovskite_defects.thermodynamics.phase_limits import _choose_rich_element
 
         rich = _choose_rich_element(Composition(plan.formula), None)
     return [f"{rich}-rich", f"{rich}-poor"]

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.base import CalcRecord, EngineError
 
 log = logging.getLogger("perovskite_defects")
 

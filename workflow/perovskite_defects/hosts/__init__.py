@@ -1,0 +1,1 @@
+"""Stage 1: host supercells (any A, X and Sn/Pb ratio) and competing-phase structures."""
