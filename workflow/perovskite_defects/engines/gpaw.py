@@ -10,10 +10,16 @@ Which GPAW: Debian's ``gpaw`` (22.8.0) and ``gpaw-data`` (PAW setups in
 /usr/share/gpaw-setups) packages, run in a subprocess by Debian's ``/usr/bin/python3``
 (script :mod:`.gpaw_worker`). Measured alternative: ``pip install gpaw`` in the project
 venv finds only a source distribution (26.7.0) that needs a C compiler, BLAS and libxc
-headers; its build failed here (metadata step, with and without build isolation), and
-the PAW setups would still have to come from somewhere. The subprocess keeps the project
-venv free of compiled GPAW and lets any interpreter with GPAW be named in config
-(``gpaw.python``), e.g. a conda environment on a cluster.
+headers; its build failed here (with --no-build-isolation at the metadata step, a setuptools
+incompatibility; with isolation at linking, no libxc), and the PAW setups would still
+have to come from somewhere. The subprocess keeps the project venv free of compiled GPAW
+and lets any interpreter with GPAW be named in config (``gpaw.python``), e.g. a conda
+environment on a cluster. Measured cost (cubic CsPbI3, 5 atoms, one core): ~40 s at
+300 eV on a 2x2x2 mesh, ~4 min at the defaults (400 eV, 4x4x4, 24 empty bands); the SOC
+step itself takes seconds.
+
+Not in :data:`perovskite_defects.engines.ENGINES` (config key ``engine``): it cannot
+relax, so it cannot run a study; ``band_edges.soc: gpaw`` selects it for the shifts.
 
 Units: eV and Å (GPAW's own through ASE).
 """
