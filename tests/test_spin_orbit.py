@@ -226,11 +226,13 @@ def test_cspbi3_spin_orbit_shifts_with_real_gpaw(tmp_path: Path) -> None:
     the CBM is the Pb-6p triplet (6 spinor states). SOC acts on a p shell as λ L·S, whose
     trace vanishes: it splits the triplet into a j = 1/2 doublet lowered by λ and a
     j = 3/2 quartet raised by λ/2 (so Δ = 3λ/2 and the barycentre stays). The VBM at R is
-    Pb-6s/I-5p antibonding, s-like on Pb: no first-order SOC, a small shift. Checks:
+    Pb-6s/I-5p antibonding, s-like on Pb: no first-order SOC; its second-order shift
+    depends on how many bands form the SOC basis (measured at 300 eV, 2x2x2: +0.05 eV
+    with 30 bands, -0.16 eV with 200), so it is only bounded here. Checks:
     edges at R with and without SOC; degeneracies 2 + 4; the lower doublet's shift is
     -2/3 of the splitting and the quartet's +1/3 (within 15 %: the triplet mixes with
     other bands in second order and I-5p SOC adds a little); barycentre within 0.1 eV;
-    |ΔVBM| < 0.15 eV; the CBM falls by 0.5-1.5 eV, the band-gap reduction that PBE+SOC
+    |ΔVBM| < 0.3 eV; the CBM falls by 0.5-1.5 eV, the band-gap reduction that PBE+SOC
     gives in Pb halides (~1 eV). The scalar eigenvalues of the SCF equal the
     coupling-0 set (same reference: shifts are meaningful).
     """
@@ -267,7 +269,7 @@ def test_cspbi3_spin_orbit_shifts_with_real_gpaw(tmp_path: Path) -> None:
     assert low / split == pytest.approx(-2 / 3, rel=0.15)
     assert high / split == pytest.approx(1 / 3, rel=0.15)
     assert abs(soc.mean() - ref.mean()) < 0.1
-    assert abs(shifts.vbm_shift) < 0.15
+    assert abs(shifts.vbm_shift) < 0.3
     assert -1.5 < shifts.cbm_shift < -0.5
     assert shifts.cbm_shift == pytest.approx(low, abs=0.01)  # the doublet is the CBM
     assert shifts.gap_with == pytest.approx(shifts.gap_without + shifts.gap_shift)
