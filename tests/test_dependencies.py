@@ -45,7 +45,7 @@ def _clean_interpreter_imports(
         "print(os.path.realpath(perovskite_defects.__file__))\n"
     )
     return subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd="/"
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd="/"
     )
 
 
