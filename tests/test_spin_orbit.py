@@ -283,11 +283,11 @@ def test_tables_with_shifts_through_the_workflow(cdte_reference: Path, tmp_path:
     would take too long here), newer than its input, so the workflow takes it as done.
     Closed form: the edges move by the shifts; E_f(E_F = VBM) of charge q moves by q ΔVBM;
     the level table compares both edge sets; provenance keeps both."""
-    from perovskite_defects.reporting.tables import read_csv
     from test_vasp_workflow import PAIRS, _cdte_study
     from test_vasp_workflow import snakemake as replay_snakemake
 
     from perovskite_defects.engines import REPLAY_ENV
+    from perovskite_defects.reporting.tables import read_csv
 
     config, recordings, _ = _cdte_study(
         tmp_path, cdte_reference, "ordered", PAIRS["ordered"], "cif"
