@@ -211,6 +211,12 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
     _check_charges(config, hosts)
     _check_engine_settings(config)
+    from perovskite_defects.thermodynamics.spin_orbit_edges import check_config as check_soc
+
+    try:
+        check_soc(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if config.get("chemical_potentials"):
         # Given limits replace the competing phases (none is computed): see user_chempots.py.
         from perovskite_defects.thermodynamics.given_limits import (

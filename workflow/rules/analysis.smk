@@ -29,12 +29,13 @@ rule defect_analysis:
 rule tables:
     input:
         unpack(defect_table_inputs),
+        unpack(soc_table_inputs),
         bulk="results/{study}/{host}/bulk/record.json",
         chempots="results/{study}/{host}/chemical_potentials.json",
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",
-            name=HOST_TABLE_NAMES,
+            name=HOST_TABLE_NAMES + SOC_TABLE_NAMES,
             ext=("csv", "md"),
         ),
         local_environment=report(
