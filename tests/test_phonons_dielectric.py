@@ -175,3 +175,34 @@ def test_eps_inf_from_dipoles_folds_the_quantum():
     minus = [-dmu * np.eye(3)[b] for b in range(3)]
     eps = eps_inf_from_dipoles(plus, minus, field, lattice)
     assert np.allclose(eps, (1 + chi) * np.eye(3), rtol=1e-9)
+
+
+def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
+    import json
+
+    from perovskite_defects import config as cfg
+    from perovskite_defects.dielectric import describe, total_tensor
+    from perovskite_defects.hosts.dielectric_run import (
+        ComputedDielectricError,
+        effective_dielectric,
+    )
+
+    ok = cfg.validate({"dielectric": {"source": "computed"}})
+    assert ok["dielectric"]["supercell"] == [2, 2, 2]
+    with pytest.raises(cfg.ConfigError, match="dielectric.value"):
+        cfg.validate({"dielectric": {"source": "computed", "value": 10.0}})
+    # a cited value passes through untouched
+    cited = {"value": 10.0, "source": "paper"}
+    assert effective_dielectric(cited, None) == cited
+    with pytest.raises(ComputedDielectricError, match="missing"):
+        effective_dielectric(ok["dielectric"], tmp_path / "none.json", "CsPbI3")
+    path = tmp_path / "dielectric.json"
+    path.write_text(json.dumps({"electronic": np.diag([2.0, 2.0, 2.5]).tolist(),
+                                "ionic": np.diag([3.0, 3.0, 3.5]).tolist()}))  # fmt: skip
+    eff = effective_dielectric(ok["dielectric"], path, "X")
+    np.testing.assert_allclose(total_tensor(eff), np.diag([5.0, 5.0, 6.0]))
+    assert "computed" in eff["source"] and "diag(5, 5, 6)" in describe(eff)
+    path.write_text(json.dumps({"electronic": np.eye(3).tolist(), "ionic": None,
+                                "ionic_refused": "optical Gamma mode(s) at -1.0 THz"}))  # fmt: skip
+    with pytest.raises(ComputedDielectricError, match="no ionic part"):
+        effective_dielectric(ok["dielectric"], path, "X")

@@ -144,3 +144,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def host_dielectric_step(
+    config: Mapping[str, Any],
+    unitcell_record: str | Path,
+    out_json: str | Path,
+    nprocs: int = 1,
+    mpi_launcher: str | None = None,
+) -> None:
+    """Workflow step: dielectric tensor of a host's relaxed unit cell (rule host_dielectric)."""
+    from perovskite_defects.engines.base import CalcRecord
+
+    record = CalcRecord.from_json(unitcell_record)
+    options = config["cp2k"]
+    dielectric = config["dielectric"]
+    run_host_dielectric(
+        record.pmg_structure(),
+        Cp2kSettings.for_level(config["level"], options.get("settings")),
+        Path(out_json).parent / "runs",
+        out_json,
+        dielectric.get("supercell") or [2, 2, 2],
+        field=float(dielectric.get("field") or DEFAULT_FIELD),
+        nprocs=nprocs,
+        executable=options["executable"],
+        mpi_launcher=mpi_launcher or options["mpi_launcher"],
+    )
