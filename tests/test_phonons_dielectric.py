@@ -206,3 +206,22 @@ def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
                                 "ionic_refused": "optical Gamma mode(s) at -1.0 THz"}))  # fmt: skip
     with pytest.raises(ComputedDielectricError, match="no ionic part"):
         effective_dielectric(ok["dielectric"], path, "X")
+
+
+def test_cp2k_response_input(tmp_path) -> None:
+    from perovskite_defects.engines.base import EngineError
+    from perovskite_defects.engines.cp2k import Cp2kSettings
+    from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, write_input
+
+    cell = fcc_primitive()
+    text = write_input(cell, Cp2kSettings(), tmp_path / "f", [0, 0, -DEFAULT_FIELD]).read_text()
+    # 0.0514 V/Å is 0.001 atomic units (Hartree / (e bohr) = 51.422 V/Å)
+    assert "INTENSITY 1.0000000000E-03" in text
+    assert "POLARISATION 0.0000000000 0.0000000000 -1.0000000000" in text
+    assert "KPOINTS" not in text and "SMEAR" not in text  # Gamma-only, integer occupations
+    assert "PERIODIC T" in text and "RUN_TYPE ENERGY_FORCE" in text
+    plain = write_input(cell, Cp2kSettings(), tmp_path / "z").read_text()
+    assert "PERIODIC_EFIELD" not in plain
+    odd = Structure(cell.lattice, ["Pb", "I"], cell.frac_coords)  # 4 + 7 valence electrons
+    with pytest.raises(EngineError, match="closed-shell"):
+        write_input(odd, Cp2kSettings(), tmp_path / "o")
