@@ -35,7 +35,7 @@ EPS = 9.13
 OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-from perovskite_defects.cli import parse_folder
+from perovskite_defects.engines.folders import parse_folder
 from perovskite_defects.corrections import efnv_correction, fnv_correction, locate_defect
 from perovskite_defects.engines.potentials import read_potential_grid
 from perovskite_defects.engines.vasp import read_outcar_site_potentials

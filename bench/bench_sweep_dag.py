@@ -90,9 +90,13 @@ def vacancy_jobs(multiples: list[int]) -> dict:
     """V_X structures of a 50 % Sn SQS: site classes against one per (distinct) site."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from perovskite_defects.composition import choose_supercell, parse_composition
-    from perovskite_defects.defect_sets import DefectRequest, build_defect_set, default_charges
-    from perovskite_defects.hosts import build_host
+    from perovskite_defects.defects.site_classes import (
+        DefectRequest,
+        build_defect_set,
+        default_charges,
+    )
+    from perovskite_defects.hosts.composition import choose_supercell, parse_composition
+    from perovskite_defects.hosts.perovskite import build_host
 
     comp = parse_composition({"A": "Cs", "X": "I", "x": 0.5}, "host")
     a = comp.literature_lattice()

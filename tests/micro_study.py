@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from perovskite_defects.tables import read_csv
+from perovskite_defects.reporting.tables import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from perovskite_defects import config as cfg
-from perovskite_defects import recovery
-from perovskite_defects.engines import cp2k
+from perovskite_defects.engines import cp2k, recovery
 from perovskite_defects.engines.base import CalcRecord, EngineError
-from perovskite_defects.structure_checks import StructureError, check_phase_structure
+from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "cp2k" / "pbi2_relax_ions"

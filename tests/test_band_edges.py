@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perovskite_defects.band_edges import aligned_edges, average_potential, study_band_edges
 from perovskite_defects.engines.base import EngineError, PotentialGrid
 from perovskite_defects.engines.potentials import read_potential_grid
 from perovskite_defects.engines.vasp import parse_vasp_dir
+from perovskite_defects.thermodynamics.band_edges import (
+    aligned_edges,
+    average_potential,
+    study_band_edges,
+)
 
 
 @pytest.fixture(scope="module")

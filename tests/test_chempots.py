@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from perovskite_defects.chempots import ChemicalPotentialLimits, compute_chemical_potential_limits
+from perovskite_defects.thermodynamics.phase_limits import (
+    ChemicalPotentialLimits,
+    compute_chemical_potential_limits,
+)
 
 REF = {"Cs": -1.0, "Pb": -3.0, "I": -1.5, "Na": -1.3}  # eV/atom of the elemental phases
 

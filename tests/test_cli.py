@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from perovskite_defects.cli import detect_engine, main
+from perovskite_defects.cli import main
+from perovskite_defects.engines.folders import detect_engine
 
 CLI = str(Path(sys.executable).parent / "perovskite-defects")
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from perovskite_defects import config as cfg
-from perovskite_defects.concentrations import (
+from perovskite_defects.thermodynamics.carriers import (
+    K_B,
+    DosBands,
+    EffectiveMassBands,
+    effective_density_of_states,
+)
+from perovskite_defects.thermodynamics.concentrations import (
     DefectSite,
     band_model,
     concentration_rows,
@@ -21,8 +27,7 @@ from perovskite_defects.concentrations import (
     solve_limits,
     spin_degeneracy,
 )
-from perovskite_defects.fermi import K_B, DosBands, EffectiveMassBands, effective_density_of_states
-from perovskite_defects.thermo import DefectChargeEntry
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 
 DATA = Path(__file__).parent / "data" / "cp2k"
 

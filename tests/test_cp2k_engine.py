@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perovskite_defects.eigenvalues import parse_cp2k_eigenvalues
 from perovskite_defects.engines import cp2k
 from perovskite_defects.engines.base import EngineError
+from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 from perovskite_defects.engines.potentials import read_potential_grid
-from perovskite_defects.hosts import cubic_prototype, supercell
+from perovskite_defects.hosts.perovskite import cubic_prototype, supercell
 
 DATA = Path(__file__).parent / "data" / "cp2k"
 

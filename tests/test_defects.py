@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from perovskite_defects import config as cfg
-from perovskite_defects.defects import DefectCell, make_defect_cell
-from perovskite_defects.hosts import cubic_prototype, min_image_distance, supercell
+from perovskite_defects.defects.distinct_sites import DefectCell, make_defect_cell
+from perovskite_defects.hosts.perovskite import cubic_prototype, min_image_distance, supercell
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from perovskite_defects import config as cfg
-from perovskite_defects.dielectric import correction_argument, describe, total_tensor
+from perovskite_defects.corrections.dielectric import correction_argument, describe, total_tensor
 
 
 def test_forms_and_parts() -> None:
@@ -49,7 +49,7 @@ def test_config_validation_messages() -> None:
 def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
     """record.json + defect.json folders pointing at the VASP reference outputs."""
     from perovskite_defects.corrections import locate_defect
-    from perovskite_defects.defects import DefectCell
+    from perovskite_defects.defects.distinct_sites import DefectCell
     from perovskite_defects.engines.vasp import parse_vasp_dir
 
     dirs = []
@@ -69,7 +69,7 @@ def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("scheme", ["fnv", "efnv"])
 def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: Path, scheme):
-    from perovskite_defects.steps import correction
+    from perovskite_defects.steps.analysis import correction
 
     bulk_dir, defect_dir = _prepare(cdte_reference, tmp_path)
     results = []
@@ -86,6 +86,12 @@ def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: 
     if scheme == "fnv":  # the reference value of doped (planar averages, same for both)
         assert results[0]["total"] == pytest.approx(0.7278, abs=0.01)
     assert results[0]["error"] >= 0.0
+    if scheme == "efnv":  # correction.json names its sampling region and reports both
+        written = json.loads((tmp_path / "corr_0.json").read_text())
+        assert written["sampling"] == "half_max_face_distance"
+        both = written["by_sampling"]
+        assert set(both) == {"half_max_face_distance", "ws_inscribed_sphere"}
+        assert both["half_max_face_distance"]["total"] == pytest.approx(written["total"])
     # an anisotropic tensor changes it: the tensor really reaches the correction
     config = cfg.validate({"correction": scheme, "dielectric": {"value": [9.13, 9.13, 20.0]}})
     aniso = correction(config, bulk_dir, defect_dir, tmp_path / "aniso.json")

@@ -12,20 +12,21 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from perovskite_defects import config as cfg
-from perovskite_defects import steps
-from perovskite_defects.chempots import ChemicalPotentialLimits
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.generic_hosts import (
+from perovskite_defects.hosts.any_structure import (
     auto_multiples,
     build_structure_defect_set,
     build_structure_host,
     plan_structure_host,
 )
-from perovskite_defects.hosts import min_image_distance
+from perovskite_defects.hosts.perovskite import min_image_distance
+from perovskite_defects.reporting.tables import formation_energy_table
+from perovskite_defects.steps import hosts as steps_hosts
+from perovskite_defects.steps import phases as steps_phases
 from perovskite_defects.study import AnyHostPlan, defect_requests, plan_hosts
-from perovskite_defects.tables import formation_energy_table
-from perovskite_defects.thermo import DefectChargeEntry
-from perovskite_defects.user_chempots import CONSISTENCY_TOLERANCE, limits_from_config
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry
+from perovskite_defects.thermodynamics.given_limits import CONSISTENCY_TOLERANCE, limits_from_config
+from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 
 A_CDTE = 6.48  # Å, zincblende CdTe (experimental)
 
@@ -242,7 +243,7 @@ def test_given_limits_replace_competing_phases_and_keep_their_source(
     cdte_file: Path, tmp_path: Path
 ) -> None:
     config = cfg.validate(any_config(cdte_file))
-    assert steps.host_phases(config, "CdTe") == []  # nothing is computed
+    assert steps_phases.host_phases(config, "CdTe") == []  # nothing is computed
     # bulk of 4 formula units at -20 eV: E(CdTe) = -5 eV per formula unit; Cd-rich lies
     # on the boundary (-1 + -4 = -5), Te-rich 0.4 eV above it (-2.0 + -2.6 = -4.6)
     limits_cfg = {"Cd-rich": {"Cd": -1.0, "Te": -4.0}, "Te-rich": {"Cd": -2.0, "Te": -2.6}}
@@ -251,7 +252,7 @@ def test_given_limits_replace_competing_phases_and_keep_their_source(
     bulk = converged_record(zincblende(), -20.0, vbm=1.0, cbm=2.5)
     bulk.to_json(tmp_path / "bulk.json")
     out = tmp_path / "chemical_potentials.json"
-    steps.chemical_potentials(config, "CdTe", tmp_path / "bulk.json", {}, out)
+    steps_phases.chemical_potentials(config, "CdTe", tmp_path / "bulk.json", {}, out)
     limits = ChemicalPotentialLimits.from_json(out)
     assert limits.limit_names == ["Cd-rich", "Te-rich"]
     assert limits.mu("Cd-rich") == {"Cd": -1.0, "Te": -4.0}
@@ -292,8 +293,8 @@ def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
     raw = any_config(cdte_file, engine="vasp")
     raw["host"]["relax"] = True
     config = cfg.validate(raw)
-    steps.build_host_files(config, "CdTe", tmp_path / "structures")
-    steps.prepare_host(config, "CdTe", tmp_path / "unitcell")
+    steps_hosts.build_host_files(config, "CdTe", tmp_path / "structures")
+    steps_hosts.prepare_host(config, "CdTe", tmp_path / "unitcell")
     unit = Structure.from_file(str(tmp_path / "unitcell" / "initial.vasp"))
     assert json.loads((tmp_path / "unitcell" / "calc.json").read_text())["calc_kind"] == (
         "relax_cell"
@@ -302,7 +303,7 @@ def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
     relaxed.scale_lattice(unit.volume * 1.03**3)  # the engine found a 3 % larger cell
     converged_record(relaxed, -20.0).to_json(tmp_path / "unitcell" / "record.json")
     bulk_dir = tmp_path / "bulk"
-    steps.prepare_bulk(
+    steps_hosts.prepare_bulk(
         config,
         tmp_path / "structures" / "host.json",
         {"CdTe": tmp_path / "unitcell" / "record.json"},

@@ -14,14 +14,14 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from perovskite_defects.composition import choose_supercell, parse_composition
-from perovskite_defects.defect_sets import (
+from perovskite_defects.defects.site_classes import (
     DefectRequest,
     _interstitial_types,
     build_defect_set,
     parent_cell_of,
 )
-from perovskite_defects.hosts import HostStructure, build_host, cubic_prototype
+from perovskite_defects.hosts.composition import choose_supercell, parse_composition
+from perovskite_defects.hosts.perovskite import HostStructure, build_host, cubic_prototype
 
 MIN_DISTANCE = 1.5
 

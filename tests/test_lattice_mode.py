@@ -17,8 +17,8 @@ import pytest
 from test_workflow import TINY, snakemake
 
 from perovskite_defects import config as cfg
-from perovskite_defects import steps
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.steps import hosts as steps_hosts
 from perovskite_defects.study import end_member_plans, plan_hosts
 
 ALLOY = "CsSn0.5Pb0.5I3"
@@ -138,7 +138,7 @@ def test_dry_run_relaxes_each_supercell_without_vegard(tmp_path: Path) -> None:
 @pytest.fixture()
 def alloy_host(tmp_path: Path) -> tuple[dict, Path]:
     config = cfg.validate(SWEEP)
-    steps.build_host_files(config, ALLOY, tmp_path / "structures")
+    steps_hosts.build_host_files(config, ALLOY, tmp_path / "structures")
     return config, tmp_path / "structures" / "host.json"
 
 
@@ -151,7 +151,7 @@ def test_host_metadata_records_relaxed_lattice(alloy_host) -> None:
 
 def test_relaxation_inputs_for_both_engines(alloy_host, tmp_path: Path) -> None:
     config, host_json = alloy_host
-    steps.prepare_supercell_relax(config, host_json, tmp_path / "cp2k")
+    steps_hosts.prepare_supercell_relax(config, host_json, tmp_path / "cp2k")
     text = (tmp_path / "cp2k" / "cp2k.inp").read_text()
     assert "RUN_TYPE CELL_OPT" in text and "STRESS_TENSOR ANALYTICAL" in text
     assert "KEEP_SYMMETRY" not in text and "SYMMETRY CUBIC" not in text  # an SQS has none
@@ -160,7 +160,7 @@ def test_relaxation_inputs_for_both_engines(alloy_host, tmp_path: Path) -> None:
     from pymatgen.io.vasp.inputs import Incar
 
     vasp_config = cfg.validate({**SWEEP, "engine": "vasp"})
-    steps.prepare_supercell_relax(vasp_config, host_json, tmp_path / "vasp")
+    steps_hosts.prepare_supercell_relax(vasp_config, host_json, tmp_path / "vasp")
     incar = Incar.from_file(str(tmp_path / "vasp" / "INCAR"))
     assert (incar["IBRION"], incar["ISIF"], incar["ISYM"]) == (2, 3, 0)
 
@@ -184,7 +184,7 @@ def _record(structure, path: Path, converged: bool = True) -> Path:
 def test_bulk_is_the_relaxed_supercell(alloy_host, tmp_path: Path) -> None:
     from pymatgen.core import Lattice
 
-    from perovskite_defects.hosts import HostStructure
+    from perovskite_defects.hosts.perovskite import HostStructure
 
     config, host_json = alloy_host
     host = HostStructure.from_json(host_json).structure
@@ -193,7 +193,7 @@ def test_bulk_is_the_relaxed_supercell(alloy_host, tmp_path: Path) -> None:
     relaxed.lattice = Lattice.orthorhombic(12.4, 6.25, 6.2)
     relaxed.translate_sites([3], [0.01, 0.0, 0.02], frac_coords=True)
     record = _record(relaxed, tmp_path / "relax" / "record.json")
-    steps.prepare_bulk(config, host_json, {"relaxed": record}, tmp_path / "bulk")
+    steps_hosts.prepare_bulk(config, host_json, {"relaxed": record}, tmp_path / "bulk")
 
     info = json.loads((tmp_path / "bulk" / "supercell.json").read_text())
     assert info["lattice_source"] == "relaxed"
@@ -209,12 +209,12 @@ def test_bulk_is_the_relaxed_supercell(alloy_host, tmp_path: Path) -> None:
     # an unconverged relaxation is never a bulk; nor a record of other atoms
     bad = _record(relaxed, tmp_path / "bad" / "record.json", converged=False)
     with pytest.raises(EngineError, match="not converged|converge"):
-        steps.prepare_bulk(config, host_json, {"relaxed": bad}, tmp_path / "bulk2")
+        steps_hosts.prepare_bulk(config, host_json, {"relaxed": bad}, tmp_path / "bulk2")
     other = relaxed.copy()
     other.replace(0, "Rb")
     wrong = _record(other, tmp_path / "wrong" / "record.json")
     with pytest.raises(EngineError, match="atoms are not those of"):
-        steps.prepare_bulk(config, host_json, {"relaxed": wrong}, tmp_path / "bulk3")
+        steps_hosts.prepare_bulk(config, host_json, {"relaxed": wrong}, tmp_path / "bulk3")
 
 
 @pytest.mark.slow
@@ -246,7 +246,7 @@ def test_relaxed_alloy_supercell_with_cp2k(tmp_path: Path, cp2k_binary: str) -> 
     bulk = Structure.from_dict(info["structure"])
     assert np.allclose(bulk.lattice.matrix, relaxed.lattice.matrix)
     # a defect supercell is built in the relaxed cell
-    from perovskite_defects.defect_sets import read_manifest
+    from perovskite_defects.defects.site_classes import read_manifest
 
     entry = read_manifest(results / "defects")[0]
     defect = f"{base}/defects/{entry.id}_q0/calc.json"

@@ -6,7 +6,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from perovskite_defects.config import PHASES_DIR
-from perovskite_defects.phases import has_free_internal_coordinates, load_phase
+from perovskite_defects.hosts.phase_files import has_free_internal_coordinates, load_phase
 
 ALL = sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
 

@@ -181,7 +181,7 @@ def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
     import json
 
     from perovskite_defects import config as cfg
-    from perovskite_defects.dielectric import describe, total_tensor
+    from perovskite_defects.corrections.dielectric import describe, total_tensor
     from perovskite_defects.hosts.dielectric_run import (
         ComputedDielectricError,
         effective_dielectric,

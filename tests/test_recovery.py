@@ -19,10 +19,11 @@ import pytest
 from micro_study import MICRO, assert_same_tables, command, env, run, tables
 
 from perovskite_defects import config as cfg
-from perovskite_defects import recovery, steps
-from perovskite_defects.engines import cp2k
+from perovskite_defects.engines import cp2k, recovery
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.hosts import cubic_prototype
+from perovskite_defects.hosts.perovskite import cubic_prototype
+from perovskite_defects.steps import calculations as steps_calculations
+from perovskite_defects.steps import common as steps_common
 
 DATA = Path(__file__).parent / "data" / "cp2k" / "pbi2_relax_ions"
 
@@ -39,7 +40,7 @@ def _prepare(calc: Path, config: dict, kind: str = "static", a: float = 6.3) -> 
         cubic_prototype("Cs", "Pb", "I", a),
         kind,
         0,
-        steps.engine_settings(config),
+        steps_common.engine_settings(config),
         calc,
         keep_symmetry="CUBIC" if kind == "relax_cell" else None,
     )
@@ -91,8 +92,8 @@ def test_failures_csv_lists_what_is_failed_now(tmp_path: Path) -> None:
 
 
 def test_failed_defect_gets_a_table_row_not_a_number(tmp_path: Path) -> None:
-    from perovskite_defects.tables import formation_energy_table
-    from perovskite_defects.thermo import DefectChargeEntry
+    from perovskite_defects.reporting.tables import formation_energy_table
+    from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 
     entry = DefectChargeEntry.missing("V_I", 1, ["I-rich"], "failed: SCF not converged")
     (row,) = formation_energy_table([entry], ["I-rich"])
@@ -107,10 +108,12 @@ def test_failed_defect_gets_a_table_row_not_a_number(tmp_path: Path) -> None:
 def test_scf_failure_climbs_the_ladder_to_the_same_energy(tmp_path: Path, cp2k_binary) -> None:
     """MAX_SCF 2 cannot converge; rung 1 (restart, damped mixing, MAX_SCF >= 200) does, to
     the energy of a run converged at once (same physics: mixing only changes the path)."""
-    reference = steps.run_calculation(_config(), _prepare(tmp_path / "ref", _config()), 1)
+    reference = steps_calculations.run_calculation(
+        _config(), _prepare(tmp_path / "ref", _config()), 1
+    )
     study = tmp_path / "results" / "s"
     calc = _prepare(study / "phases" / "X", _config(max_scf=2))
-    record = steps.run_calculation(_config(max_scf=2), calc, 1)
+    record = steps_calculations.run_calculation(_config(max_scf=2), calc, 1)
     assert record.converged
     assert record.extra["recovery"]["rung"] == 1
     assert record.extra["recovery"]["resumed_from"] == ["wavefunction"]
@@ -129,14 +132,14 @@ def test_scf_failure_for_good_is_recorded(tmp_path: Path, cp2k_binary) -> None:
     with pytest.raises(
         recovery.PermanentFailureError, match="SCF not converged on ladder rungs 0-0"
     ):
-        steps.run_calculation(config, host, 1)
+        steps_calculations.run_calculation(config, host, 1)
     assert not (host / "record.json").exists()
     assert "SCF not converged" in recovery.read_failures(study)["CsPbI3/unitcell"]
     # A defect that fails for good gets a failure record, so the study goes on and its
     # table row says why; nothing downstream can use it as a number.
     defect = _prepare(study / "CsPbI3" / "defects" / "V_I_q0", config)
     (defect / "defect.json").write_text("{}")  # marks the folder as a defect calculation
-    failed = steps.run_calculation(config, defect, 1)
+    failed = steps_calculations.run_calculation(config, defect, 1)
     on_disk = CalcRecord.from_json(defect / "record.json")
     assert on_disk.extra["failure"].startswith("SCF not converged") and failed.extra["failure"]
     with pytest.raises(Exception, match="SCF did not converge"):
@@ -146,9 +149,11 @@ def test_scf_failure_for_good_is_recorded(tmp_path: Path, cp2k_binary) -> None:
 
 _RUN_SCRIPT = """
 import sys
-from perovskite_defects import config as cfg, steps
+from perovskite_defects import config as cfg
+from perovskite_defects.steps import calculations as steps_calculations
+from perovskite_defects.steps import common as steps_common
 config = cfg.validate({"cp2k": {"settings": %r}})
-steps.run_calculation(config, sys.argv[1], 1)
+steps_calculations.run_calculation(config, sys.argv[1], 1)
 """
 
 
@@ -157,7 +162,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     """Kill a cell relaxation after its first step (as a walltime kill would); the rerun
     starts from the saved geometry and ends where an uninterrupted run ends."""
     config = _config()
-    uninterrupted = steps.run_calculation(
+    uninterrupted = steps_calculations.run_calculation(
         config, _prepare(tmp_path / "full", config, "relax_cell", a=6.6), 1
     )
     calc = _prepare(tmp_path / "killed", config, "relax_cell", a=6.6)
@@ -179,7 +184,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     killed_at = cp2k._final_structure(calc, "").lattice.a
     assert killed_at < 6.6 - 1e-3  # the first step moved the cell
 
-    resumed = steps.run_calculation(config, calc, 1)
+    resumed = steps_calculations.run_calculation(config, calc, 1)
     inp = (calc / "cp2k.inp").read_text()
     assert "RESTART_FILE_NAME restart/cp2k-1.restart" in inp
     assert resumed.extra["recovery"]["resumed_from"] == ["geometry", "wavefunction"]

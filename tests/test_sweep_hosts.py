@@ -5,17 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perovskite_defects.composition import choose_supercell, parse_composition
-from perovskite_defects.defect_sets import (
+from perovskite_defects.defects.site_classes import (
     DefectRequest,
     build_defect_set,
     default_charges,
     read_manifest,
     write_manifest,
 )
-from perovskite_defects.hosts import HostStructure, build_host, cubic_prototype, supercell
-from perovskite_defects.molecules import formamidinium, methylammonium
-from perovskite_defects.sqs import decorate
+from perovskite_defects.hosts.composition import choose_supercell, parse_composition
+from perovskite_defects.hosts.molecules import formamidinium, methylammonium
+from perovskite_defects.hosts.perovskite import (
+    HostStructure,
+    build_host,
+    cubic_prototype,
+    supercell,
+)
+from perovskite_defects.hosts.sqs import decorate
 
 
 def make_host(entry, multiples=(2, 2, 2), steps=1000, seed=1) -> HostStructure:
@@ -182,7 +187,7 @@ def test_plots_keep_the_whole_name_of_an_alloy_host(tmp_path) -> None:
     # Host names hold dots (CsSn0.5Pb0.5I3): the file suffix must not eat part of them.
     import json
 
-    from perovskite_defects.plots import study_plots
+    from perovskite_defects.reporting.plots import study_plots
 
     levels = tmp_path / "levels.json"
     data = {

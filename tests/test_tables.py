@@ -6,14 +6,14 @@ import csv
 
 import pytest
 
-from perovskite_defects.tables import (
+from perovskite_defects.reporting.tables import (
     formation_energy_table,
     read_csv,
     transition_level_table,
     write_csv,
     write_markdown,
 )
-from perovskite_defects.thermo import DefectChargeEntry, transition_levels
+from perovskite_defects.thermodynamics.formation import DefectChargeEntry, transition_levels
 
 LIMITS = ["I-rich", "I-poor"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.thermo import (
+from perovskite_defects.thermodynamics.formation import (
     DefectChargeEntry,
     TransitionLevel,
     charge_lines,

@@ -21,7 +21,7 @@ from perovskite_defects import config as cfg
 from perovskite_defects.engines import get_engine, vasp
 from perovskite_defects.engines.base import CalcSpec, EngineError, validate_command
 from perovskite_defects.engines.vasprun import read_vasprun
-from perovskite_defects.hosts import cubic_prototype, supercell
+from perovskite_defects.hosts.perovskite import cubic_prototype, supercell
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from perovskite_defects import config as cfg
-from perovskite_defects.defect_sets import manifest_jobs
+from perovskite_defects.defects.site_classes import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
 from perovskite_defects.engines.base import CalcRecord
 
@@ -212,7 +212,7 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
     tables: the workflow builds host, bulk and vacancy, the VASP rules write the inputs,
     the replay engine stands in for running VASP, and parser, correction, tables,
     Fermi level and plots run as in production."""
-    from perovskite_defects.tables import read_csv
+    from perovskite_defects.reporting.tables import read_csv
 
     plan: dict[str, str] = {}
     configs, vacancies = {}, {}
@@ -285,6 +285,18 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
             name: read_csv(base / f"tables/{name}.csv")
             for name in ("formation_energies", "fermi_level", "concentrations")
         }
+        # local environment (issues 11-12): the 4 Te around the empty Cd site, host
+        # distance a*sqrt(3)/4 = 2.8337 Å (a = 13.0868 / 2); the recorded HSE06 relaxation
+        # moved them; closed shell (ISPIN 2, zero moments), so a charge-only verdict
+        (env_row,) = read_csv(base / "CdTe/tables/local_environment.csv")
+        assert (env_row["defect"], env_row["charge"]) == ("V_Cd", Q)
+        assert env_row["key distance"] == "V_Cd-Te (x4)"
+        assert env_row["host (Å)"] == pytest.approx(13.0868 / 2 * 3**0.5 / 4, abs=1e-3)
+        assert abs(env_row["defect (Å)"] - env_row["host (Å)"]) > 0.05
+        assert "[vasp_spheres, charge]" in env_row["verdict"]
+        tables[study]["local_environment"] = [
+            {k: v for k, v in env_row.items() if isinstance(v, float)}
+        ]
     # the reordered atoms give the same tables
     for name, rows in tables["ordered"].items():
         other = tables["reordered"][name]

@@ -12,43 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .engines.base import CalcRecord, EngineError
-
-
-def detect_engine(folder: Path) -> str:
-    """'vasp' when the folder holds vasprun.xml(.gz), 'cp2k' when it holds cp2k.out."""
-    if not folder.is_dir():
-        raise EngineError(f"{folder}: not a folder")
-    if any((folder / name).is_file() for name in ("vasprun.xml", "vasprun.xml.gz")):
-        return "vasp"
-    from .engines import cp2k
-
-    if (folder / cp2k.OUTPUT_NAME).is_file():
-        return "cp2k"
-    raise EngineError(
-        f"{folder}: no vasprun.xml(.gz) (VASP) or {cp2k.OUTPUT_NAME} (CP2K) found; "
-        "cannot tell which engine made it"
-    )
-
-
-def parse_folder(folder: Path) -> CalcRecord:
-    engine = detect_engine(folder)
-    if engine == "vasp":
-        from .engines.vasp import parse_vasp_dir
-
-        return parse_vasp_dir(folder)
-    from .engines import cp2k
-
-    return cp2k.parse(folder)
-
-
-def _potential_path(record: CalcRecord, folder: Path) -> Path:
-    if record.potential_file:
-        return folder / record.potential_file
-    for name in ("LOCPOT.gz", "LOCPOT"):
-        if (folder / name).is_file():
-            return folder / name
-    raise EngineError(f"{folder}: no electrostatic potential file (LOCPOT or Hartree cube)")
+from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.folders import parse_folder, potential_path
 
 
 def correct(
@@ -64,8 +29,8 @@ def correct(
     eFNV takes the site potentials from VASP's OUTCAR (core-level potentials) or, for
     CP2K, from the Hartree cube averaged in spheres of ``site_radius`` Å.
     """
-    from .corrections import efnv_correction, fnv_correction, locate_defect
-    from .engines.potentials import read_potential_grid
+    from perovskite_defects.corrections import efnv_correction, fnv_correction, locate_defect
+    from perovskite_defects.engines.potentials import read_potential_grid
 
     bulk = parse_folder(bulk_dir).require_converged()
     defect = parse_folder(defect_dir).require_converged()
@@ -92,8 +57,8 @@ def correct(
         corr: Any = fnv_correction(
             charge,
             eps,
-            read_potential_grid(_potential_path(bulk, bulk_dir)),
-            read_potential_grid(_potential_path(defect, defect_dir)),
+            read_potential_grid(potential_path(bulk, bulk_dir)),
+            read_potential_grid(potential_path(defect, defect_dir)),
             frac,
         )
     else:
@@ -112,13 +77,13 @@ def correct(
 
 def _site_potentials(record: CalcRecord, folder: Path, radius: float):
     """Potentials at the atoms: VASP core-level potentials, else sphere averages of the grid."""
-    from .engines.potentials import read_potential_grid, site_potentials
+    from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
 
     if record.engine == "vasp":
-        from .engines.vasp import read_outcar_site_potentials
+        from perovskite_defects.engines.vasp import read_outcar_site_potentials
 
         return read_outcar_site_potentials(folder)
-    grid = read_potential_grid(_potential_path(record, folder))
+    grid = read_potential_grid(potential_path(record, folder))
     return site_potentials(grid, record.pmg_structure().frac_coords, radius)
 
 
@@ -137,6 +102,9 @@ def _print_human(result: dict[str, Any]) -> None:
     for key, value in result[f"{scheme}_parts"].items():
         if isinstance(value, float):
             print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
+    for name, region in result[f"{scheme}_parts"].get("by_sampling", {}).items():
+        where = f"{region['n_sampled']} atoms beyond {region['sampling_radius']:.3f} Å"
+        print(f"  {name:<26} total {fmt(region['total'])} ({where})")
     print(f"bulk VBM               {fmt(result['vbm'])}")
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
@@ -178,11 +146,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
     )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
+    fetch = sub.add_parser(
+        "fetch-phases",
+        help="fetch missing competing-phase structures from the Materials Project",
+        description="For every competing phase of CONFIG without a structures/phases/ file, "
+        "fetch the Materials Project entry lowest above the hull (config key "
+        "competing_phases_source.materials_project; API key from the environment variable "
+        "it names) and write it with its Source line. Existing files are never refetched.",
+    )
+    fetch.add_argument("config", type=Path, help="study config (YAML)")
+    fetch.add_argument(
+        "--formula", nargs="+", help="fetch these formulas instead of the config's phase list"
+    )
     return parser
+
+
+def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
+    """``perovskite-defects fetch-phases``: one line per phase, or one error line."""
+    import yaml
+
+    from perovskite_defects.hosts.materials_project import MaterialsProjectError, fetch_for_config
+
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise MaterialsProjectError(f"config file {config_path}: top level must be a mapping")
+        if formulas:
+            raw = {**raw, "competing_phases": list(formulas)}
+        report = fetch_for_config(raw)
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: config file {config_path}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except MaterialsProjectError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for formula, status in report.items():
+        print(f"{formula:<12} {status}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "fetch-phases":
+        return fetch_phases_command(args.config, args.formula)
     if args.command == "correct":
         if len(args.dielectric) not in (1, 3):
             print("error: --dielectric takes one value or three values", file=sys.stderr)

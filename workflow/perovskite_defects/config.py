@@ -118,7 +118,7 @@ def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
     match = _NAME.match(entry["name"])
     if not match:
         raise ConfigError(f"config key 'defects': {entry['name']!r} is not a defect name")
-    from .defect_sets import default_charges
+    from perovskite_defects.defects.site_classes import default_charges
 
     charges = tuple(int(q) for q in (entry.get("charges") or default_charges(entry["name"])))
     index = int(entry.get("site_index", 0))
@@ -132,11 +132,11 @@ def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
 
 def host_name(config: Mapping[str, Any]) -> str:
     """Name of the ``host`` composition (CsPbI3, CsSn0.5Pb0.5I3, ...)."""
-    from .composition import parse_composition
-    from .generic_hosts import PEROVSKITE, framework
+    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
+    from perovskite_defects.hosts.composition import parse_composition
 
     if framework(config) != PEROVSKITE:  # framework any: host.name or the file's formula
-        from .study import plan_hosts
+        from perovskite_defects.study import plan_hosts
 
         return str(plan_hosts(config, PROJECT_ROOT)[0].name)
 
@@ -173,7 +173,7 @@ def unlisted_phases(elements: set[str], phases: list[str]) -> list[str]:
 
 def _check_computed_dielectric(config: dict[str, Any]) -> None:
     """``dielectric.source: computed``: no cited numbers beside it, and the CP2K engine."""
-    from .hosts.dielectric_run import is_computed
+    from perovskite_defects.hosts.dielectric_run import is_computed
 
     dielectric = config["dielectric"]
     if not is_computed(dielectric):
@@ -193,9 +193,9 @@ def _check_computed_dielectric(config: dict[str, Any]) -> None:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     """Compositions, supercells, structure files, defects and phases of every host."""
-    from .composition import CompositionError
-    from .dielectric import DielectricError, total_tensor
-    from .study import check_defects, plan_hosts
+    from perovskite_defects.corrections.dielectric import DielectricError, total_tensor
+    from perovskite_defects.hosts.composition import CompositionError
+    from perovskite_defects.study import check_defects, plan_hosts
 
     try:
         total_tensor(config["dielectric"])
@@ -229,7 +229,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
     _check_engine_settings(config)
     if config.get("chemical_potentials"):
         # Given limits replace the competing phases (none is computed): see user_chempots.py.
-        from .user_chempots import ChemicalPotentialError, check_config
+        from perovskite_defects.thermodynamics.given_limits import (
+            ChemicalPotentialError,
+            check_config,
+        )
 
         try:
             check_config(
@@ -244,9 +247,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
             available = sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
+            fetch = (
+                "; fetch it with `perovskite-defects fetch-phases CONFIG`"
+                if (config.get("competing_phases_source") or {}).get("materials_project")
+                is not None
+                else ""
+            )
             raise ConfigError(
                 f"config key 'competing_phases.{i}': no structure file structures/phases/"
-                f"{phase}.cif (available: {available})"
+                f"{phase}.cif (available: {available}){fetch}"
             )
         _check_phase_file(phase, i)
     covered = set().union(*(_element_set(p) for p in phases)) if phases else set()
@@ -276,7 +285,7 @@ def nominal_charges(name: str) -> set[int]:
     """
     from pymatgen.core.periodic_table import Element
 
-    from .defect_sets import OXIDATION, _parse
+    from perovskite_defects.defects.site_classes import OXIDATION, _parse
 
     def states(el: str | None) -> set[int]:
         if el is None:
@@ -299,7 +308,7 @@ def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
     iodide vacancy that binds four extra electrons) has no bound state in a halide
     perovskite; computing it would only produce a delocalised, meaningless number.
     """
-    from .defect_sets import concrete_names
+    from perovskite_defects.defects.site_classes import concrete_names
 
     for i, entry in enumerate(config["defects"]):
         for host in hosts:
@@ -326,7 +335,7 @@ def _check_engine_settings(config: Mapping[str, Any]) -> None:
     """Types and ranges of cp2k.settings (they reach the engine's input file verbatim)."""
     import dataclasses
 
-    from .engines.cp2k import Cp2kSettings
+    from perovskite_defects.engines.cp2k import Cp2kSettings
 
     overrides = config["cp2k"].get("settings") or {}
     if not isinstance(overrides, dict):
@@ -363,7 +372,7 @@ def _check_engine_settings(config: Mapping[str, Any]) -> None:
 
 def _check_phase_file(phase: str, index: int) -> None:
     """The structure file of a competing phase parses and is physically sane."""
-    from .structure_checks import StructureError, check_phase_structure
+    from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure
 
     try:
         check_phase_structure(PHASES_DIR / f"{phase}.cif", phase)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from . import config as cfg
+from perovskite_defects import config as cfg
 
 
 @contextlib.contextmanager

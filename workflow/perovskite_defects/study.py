@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .composition import (
+from perovskite_defects.defects.site_classes import (
+    MOLECULE_FORMULA,
+    DefectRequest,
+    concrete_names,
+    site_species_missing,
+)
+from perovskite_defects.hosts.composition import (
     Composition,
     CompositionError,
     SupercellChoice,
@@ -17,12 +23,6 @@ from .composition import (
     end_member_name,
     expand_sweep,
     parse_composition,
-)
-from .defect_sets import (
-    MOLECULE_FORMULA,
-    DefectRequest,
-    concrete_names,
-    site_species_missing,
 )
 
 
@@ -143,8 +143,8 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
     that cannot hold it, or a structure file without the expected sublattices. A
     ``framework: any`` host gives one generic_hosts.StructureHostPlan.
     """
-    from .generic_hosts import PEROVSKITE, framework, plan_structure_host
-    from .hosts import load_user_structure
+    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework, plan_structure_host
+    from perovskite_defects.hosts.perovskite import load_user_structure
 
     if framework(config) != PEROVSKITE:
         return [plan_structure_host(config["host"], config.get("sweep"), project_root)]
@@ -249,7 +249,7 @@ def check_defects(config: Mapping[str, Any], hosts: list[Any]) -> set[str]:
     dopants: set[str] = set()
     for host in hosts:
         if host.framework != "perovskite":
-            from .generic_hosts import check_structure_defects
+            from perovskite_defects.hosts.any_structure import check_structure_defects
 
             dopants |= check_structure_defects(config["defects"], host)
     hosts = [h for h in hosts if h.framework == "perovskite"]

@@ -22,7 +22,7 @@ rule chemical_potentials:
         phases=lambda wildcards: expand(
             "results/{study}/phases/{phase}/record.json",
             study=wildcards.study,
-            phase=pd_steps.host_phases(
+            phase=pd_steps_phases.host_phases(
                 CONFIG, wildcards.host, HOST_PLANS[wildcards.host]
             ),
         ),

@@ -1,5 +1,5 @@
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import prepare_bulk
+from perovskite_defects.steps.hosts import prepare_bulk
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     records = {k: v for k, v in snakemake.input.items() if k != "host"}  # noqa: F821

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import chemical_potentials
+from perovskite_defects.steps.phases import chemical_potentials
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     phases = {Path(p).parent.name: p for p in snakemake.input.phases}  # noqa: F821

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import prepare_defect
+from perovskite_defects.steps.defects import prepare_defect
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     prepare_defect(

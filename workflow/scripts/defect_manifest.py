@@ -1,5 +1,5 @@
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import write_manifest_files
+from perovskite_defects.steps.defects import write_manifest_files
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     out = snakemake.output.tsv.rsplit("/", 1)[0]  # noqa: F821

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import prepare_phase
+from perovskite_defects.steps.phases import prepare_phase
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     prepare_phase(

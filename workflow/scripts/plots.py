@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from perovskite_defects.plots import study_plots
+from perovskite_defects.reporting.plots import study_plots
 from perovskite_defects.scripting import rule_context
 
 with rule_context(snakemake):  # noqa: F821 (snakemake is injected)

@@ -1,5 +1,5 @@
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import run_calculation
+from perovskite_defects.steps.calculations import run_calculation
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     launcher = snakemake.resources.get("mpi", None)  # noqa: F821

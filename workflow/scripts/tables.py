@@ -2,7 +2,7 @@ from pathlib import Path
 
 from perovskite_defects.hosts.dielectric_run import effective_dielectric
 from perovskite_defects.scripting import rule_context
-from perovskite_defects.steps import tables
+from perovskite_defects.steps.tables import tables
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     # dielectric.source computed: the host's computed tensors replace the cited value

@@ -1,8 +1,8 @@
 """Finite-size corrections for charged defects, and locating the defect they need."""
 
-from .freysoldt import FNVAxisData, FNVResult, fnv_correction
-from .kumagai import EFNVResult, efnv_correction
-from .sites import locate_defect
+from perovskite_defects.corrections.freysoldt import FNVAxisData, FNVResult, fnv_correction
+from perovskite_defects.corrections.kumagai import EFNVResult, efnv_correction
+from perovskite_defects.corrections.sites import locate_defect
 
 __all__ = [
     "EFNVResult",

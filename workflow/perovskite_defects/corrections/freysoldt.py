@@ -37,7 +37,7 @@ import numpy as np
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..engines.base import PotentialGrid
+    from perovskite_defects.engines.base import PotentialGrid
 
 #: Relative tolerance for treating bulk and defect cells as the same supercell.
 LATTICE_RTOL = 1e-4

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Engine, EngineError
+from perovskite_defects.engines.base import Engine, EngineError
 
 #: Production engines: config name -> "module:class" (imported lazily: pymatgen is slow).
 ENGINES: dict[str, str] = {
@@ -50,7 +50,7 @@ def engine_for_run(config: Mapping[str, Any]) -> Engine:
     engine = get_engine(config["engine"])
     plan = os.environ.get(REPLAY_ENV)
     if plan:
-        from .replay_recorded import ReplayRecordedEngine
+        from perovskite_defects.engines.replay_recorded import ReplayRecordedEngine
 
         return ReplayRecordedEngine(engine, plan)
     return engine

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
+from perovskite_defects.engines.atomic_populations import cp2k_record_populations
+from perovskite_defects.engines.base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -557,6 +558,7 @@ def parse(run_dir: str | Path) -> CalcRecord:
         extra={
             "calc_kind": calc_kind,
             "n_scf_cycles": text.count("SCF run converged") + text.count("SCF run NOT converged"),
+            "atomic_populations": cp2k_record_populations(text, out_path),
         },
     )
 
@@ -589,7 +591,7 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
     None when nothing was printed, or when CP2K printed only some of its k-points (the
     first k-point group's): band edges from that subset would be silently wrong.
     """
-    from ..eigenvalues import parse_cp2k_eigenvalues
+    from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 
     try:
         eigenvalues = parse_cp2k_eigenvalues(text)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import EngineError, PotentialGrid
+from perovskite_defects.engines.base import EngineError, PotentialGrid
 
 BOHR_TO_ANGSTROM = 0.529177210903
 HARTREE_TO_EV = 27.211386245988

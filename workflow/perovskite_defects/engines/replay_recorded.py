@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CalcRecord, CalcSpec, Engine, EngineError
+from perovskite_defects.engines.base import CalcRecord, CalcSpec, Engine, EngineError
 
 NAME = "replay-recorded-test-only"
 
@@ -74,7 +74,7 @@ class ReplayRecordedEngine(Engine):
     name = NAME
 
     def __init__(self, inner: Engine, plan_path: str | Path) -> None:
-        from . import REPLAY_ENV
+        from perovskite_defects.engines import REPLAY_ENV
 
         if not os.environ.get(REPLAY_ENV):
             raise EngineError(

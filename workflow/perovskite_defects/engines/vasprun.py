@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import EngineError
+from perovskite_defects.engines.base import EngineError
 
 CHUNK = 1 << 20
 # Blocks skipped unparsed; VASP 6 adds *_kpoints_opt variants.

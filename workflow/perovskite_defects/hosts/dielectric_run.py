@@ -3,7 +3,7 @@
 ``dielectric: {source: computed}`` in config.yaml makes the workflow call
 :func:`run_host_dielectric` on every host's relaxed unit cell (rule ``host_dielectric``);
 :func:`effective_dielectric` turns the written JSON into the ``dielectric`` mapping that
-:mod:`perovskite_defects.dielectric` validates and the corrections use, so the cited and
+:mod:`perovskite_defects.corrections.dielectric` validates and the corrections use, so the cited and
 the computed routes share one code path from there on.
 
 Also a command line for users' own host files::

@@ -175,8 +175,8 @@ def build_host(
     sublattices with the exact ``counts`` (icet; only when a sublattice is mixed) ->
     molecules on the A sites (FA/MA), oriented by ``orientation`` with ``seed``.
     """
-    from perovskite_defects import molecules as mol
-    from perovskite_defects import sqs
+    from perovskite_defects.hosts import molecules as mol
+    from perovskite_defects.hosts import sqs
 
     halide = comp.halides[0][0]
     if user_structure is None:

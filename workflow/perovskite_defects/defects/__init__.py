@@ -1,0 +1,1 @@
+"""Stage 2: defect sets (site classes, charge rules), defect supercells and the manifest."""

@@ -1,0 +1,1 @@
+"""Stage 6: tables, aggregation across compositions, and plots."""

@@ -1,0 +1,107 @@
+"""Steps of workflow/rules/defects.smk: the defect manifest and each defect's inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perovskite_defects import config as cfg
+from perovskite_defects.engines.base import CalcSpec
+
+if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
+    pass
+
+from perovskite_defects.steps.common import (
+    DEFECT_CELL,
+    engine_settings,
+    write_inputs,
+    write_structure_files,
+)
+
+log = logging.getLogger("perovskite_defects")
+
+
+def write_manifest_files(
+    config: Mapping[str, Any], host_json: str | Path, out_dir: str | Path
+) -> None:
+    """The checkpoint: manifest.tsv/json of the host's defects and one POSCAR + CIF + JSON
+    per defect structure under the host's structures/ folder."""
+    from perovskite_defects.defects.site_classes import build_defect_set, write_manifest
+    from perovskite_defects.hosts.perovskite import HostStructure
+    from perovskite_defects.study import defect_requests
+
+    host = HostStructure.from_json(host_json)
+    if host.metadata.get("framework", "perovskite") != "perovskite":
+        from perovskite_defects.hosts.any_structure import build_structure_defect_set
+
+        entries, built = build_structure_defect_set(
+            host,
+            defect_requests(config),
+            min_distance=config["site_classes"]["interstitial_min_distance"],
+        )
+    else:
+        entries, built = build_defect_set(
+            host,
+            defect_requests(config),
+            representatives=config["site_classes"]["representatives"],
+            seed=int(host.metadata.get("seed", 0)),
+            min_distance=config["site_classes"]["interstitial_min_distance"],
+        )
+    structures_dir = Path(host_json).parent
+    for entry, structure in built:
+        write_structure_files(structure, structures_dir, entry.id)
+        payload = {"entry": entry.__dict__, "structure": structure.as_dict()}
+        (structures_dir / f"{entry.id}.json").write_text(json.dumps(payload, indent=1))
+    write_manifest(entries, out_dir)
+    log.info("%s: %d defect structures", host.name, len(entries))
+
+
+def prepare_defect(
+    config: Mapping[str, Any],
+    manifest_dir: str | Path,
+    bulk_dir: str | Path,
+    defect_id: str,
+    charge: int,
+    calc_dir: str | Path,
+) -> None:
+    """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
+    from pymatgen.core import Structure
+
+    from perovskite_defects.defects.distinct_sites import DefectCell
+    from perovskite_defects.defects.site_classes import read_manifest
+
+    entries = {e.id: e for e in read_manifest(manifest_dir)}
+    if defect_id not in entries:
+        raise cfg.ConfigError(f"defect {defect_id!r} is not in {manifest_dir}/manifest.tsv")
+    entry = entries[defect_id]
+    if charge not in entry.charges:
+        raise cfg.ConfigError(f"defect {defect_id}: charge {charge} is not in {entry.charges}")
+    bulk = Structure.from_dict(
+        json.loads((Path(bulk_dir) / "supercell.json").read_text())["structure"]
+    )
+    structure = entry.apply(bulk)
+    cell = DefectCell(
+        name=entry.id,
+        kind=entry.kind,
+        charges=list(entry.charges),
+        atoms_added=dict(entry.atoms_added),
+        # sites this structure stands for (concentrations): an equal share of its class
+        multiplicity=entry.multiplicity / entry.n_representatives,  # type: ignore[arg-type]
+        frac_coords=list(entry.frac_coords),
+        structure=structure.as_dict(),
+        site_index=entry.representative - 1,
+        n_distinct_sites=entry.n_representatives,
+    )
+    calc_dir = Path(calc_dir)
+    write_structure_files(structure, calc_dir)
+    cell.to_json(calc_dir / DEFECT_CELL)
+    settings = engine_settings(config)
+    if settings.relax_radius > 0:
+        fixed = tuple(cell.atoms_beyond(settings.relax_radius))
+        calc = CalcSpec("relax_ions", "defect", charge=charge, fixed_atoms=fixed)
+    else:
+        calc = CalcSpec("static", "defect", charge=charge)
+    write_inputs(config, structure, calc, calc_dir)

@@ -1,0 +1,210 @@
+"""Steps of workflow/rules/hosts.smk: host structures, their relaxation inputs, the bulk cell."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
+
+if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
+    pass
+
+from perovskite_defects.steps.common import host_plan, write_inputs, write_structure_files
+
+log = logging.getLogger("perovskite_defects")
+
+
+def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) -> None:
+    """structures/host.{vasp,cif,json}: the host supercell with its metadata."""
+    from perovskite_defects.hosts.perovskite import build_host, load_user_structure
+
+    plan = host_plan(config, name)
+    if plan.framework != "perovskite":
+        from perovskite_defects.hosts.any_structure import build_structure_host
+
+        host = build_structure_host(plan)
+        host.to_files(out_dir, "host")
+        log.info("%s: %d atoms from %s", name, len(host.structure), plan.user_structure)
+        return
+    s = plan.settings
+    user = (
+        load_user_structure(plan.user_structure, "host.structure") if plan.user_structure else None
+    )
+    host = build_host(
+        plan.composition,
+        plan.start_lattice,
+        plan.supercell.multiples,
+        plan.supercell.counts,
+        user_structure=user,
+        seed=int(s.get("seed", 0)),
+        orientation=s.get("molecule_orientation", "random"),
+        sqs_cutoffs=s.get("sqs_cutoffs", (1.75, 1.45)),
+        sqs_steps=int(s.get("sqs_steps", 0)) or None,
+    )
+    host.metadata["lattice_mode"] = plan.lattice_mode
+    if plan.lattice_mode == "relax":
+        # the bulk's lattice comes from this supercell's own relaxation (relax/ folder);
+        # lattice_constant above is only where the relaxation starts
+        host.metadata["lattice_source"] = "relaxed"
+        host.metadata["start_lattice_source"] = plan.lattice_source
+    else:
+        host.metadata["lattice_source"] = plan.lattice_source
+    host.metadata["end_members"] = list(plan.end_members)
+    host.to_files(out_dir, "host")
+    log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
+
+
+def prepare_host(config: Mapping[str, Any], name: str, calc_dir: str | Path) -> None:
+    """Inputs of an end member's unit cell (5 atoms; FA/MA as one molecule): a cell
+    relaxation at fixed cubic shape when ``relax`` is true (it gives the lattice constant
+    of Vegard's law), otherwise a single point."""
+    from perovskite_defects.hosts.perovskite import build_host
+
+    plan = host_plan(config, name)
+    if plan.framework != "perovskite":  # the structure file's cell, any shape
+        from perovskite_defects.hosts.any_structure import load_host_structure
+
+        unit = load_host_structure(plan.user_structure)
+        write_structure_files(unit, Path(calc_dir), "initial")
+        write_inputs(config, unit, CalcSpec("relax_cell", "host"), Path(calc_dir))
+        return
+    host = build_host(
+        plan.composition,
+        plan.start_lattice,
+        (1, 1, 1),
+        plan.supercell.counts,
+        seed=int(plan.settings.get("seed", 0)),
+        orientation="aligned",
+    )
+    calc_dir = Path(calc_dir)
+    write_structure_files(host.structure, calc_dir, "initial")
+    kind = "relax_cell" if plan.settings.get("relax", True) else "static"
+    write_inputs(config, host.structure, CalcSpec(kind, "host", keep_symmetry="CUBIC"), calc_dir)
+
+
+def _pseudo_cubic(structure) -> float:
+    """Pseudo-cubic lattice constant (Å): (volume per B atom)^(1/3)."""
+    n_fu = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
+    return float((structure.volume / n_fu) ** (1 / 3))
+
+
+def lattice_constant(record_path: str | Path) -> float:
+    """Pseudo-cubic lattice constant (Å) of a converged unit-cell record: V^(1/3) per B."""
+    return _pseudo_cubic(CalcRecord.from_json(record_path).require_converged().pmg_structure())
+
+
+def prepare_supercell_relax(
+    config: Mapping[str, Any], host_json: str | Path, calc_dir: str | Path
+) -> None:
+    """Inputs of the variable-cell relaxation of a host supercell (lattice_mode relax).
+
+    The same calculation kind as the end members' unit cells (CP2K CELL_OPT, VASP ISIF=3)
+    with the supercell's k-points and no symmetry: an SQS or a cell with molecules has
+    none to keep, and its cell lengths may come out different.
+    """
+    from perovskite_defects.hosts.perovskite import HostStructure
+
+    host = HostStructure.from_json(host_json)
+    calc_dir = Path(calc_dir)
+    write_structure_files(host.structure, calc_dir, "initial")
+    write_inputs(config, host.structure, CalcSpec("relax_cell", "bulk"), calc_dir)
+
+
+def _relaxed_bulk(host, record_path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The relaxed host supercell (cell and positions) of lattice_mode relax."""
+    record = CalcRecord.from_json(record_path).require_converged()
+    structure = record.pmg_structure()
+    species = [site.specie.symbol for site in structure]
+    if species != [site.specie.symbol for site in host.structure]:
+        # the defects of the manifest address atoms by index in the host's order
+        raise EngineError(f"{record_path}: atoms are not those of {host.name}'s host.json")
+    info = {
+        "lattice_constant": _pseudo_cubic(structure),
+        "lattice_source": "relaxed",
+        "relaxed_record": str(record_path),
+        "lattice_abc": list(structure.lattice.abc),
+        "lattice_angles": list(structure.lattice.angles),
+    }
+    return structure, info
+
+
+def prepare_bulk(
+    config: Mapping[str, Any],
+    host_json: str | Path,
+    end_member_records: Mapping[str, str | Path],
+    calc_dir: str | Path,
+) -> None:
+    """Pristine supercell at the Vegard lattice constant of the relaxed end members, or
+    (lattice_mode relax; ``end_member_records`` is then ``{"relaxed": record}``) the host
+    supercell as its own relaxation left it."""
+    from perovskite_defects.hosts.perovskite import HostStructure
+
+    host = HostStructure.from_json(host_json)
+    plan = host_plan(config, host.name)
+    calc_dir = Path(calc_dir)
+    if plan.framework != "perovskite":
+        _prepare_structure_bulk(config, host, plan, end_member_records, calc_dir)
+        return
+    if plan.lattice_mode == "relax":
+        structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
+        write_structure_files(structure, calc_dir)
+        payload = {**info, "structure": structure.as_dict()}
+        (calc_dir / "supercell.json").write_text(json.dumps(payload, indent=1))
+        write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+        return
+    constants = {
+        key: lattice_constant(end_member_records[name])
+        for key, name in zip(plan.end_member_keys, plan.end_members, strict=True)
+    }
+    a = plan.composition.vegard_lattice(constants)
+    relaxed_ends = bool(plan.settings.get("relax", True))
+    structure = host.structure.copy()
+    structure.scale_lattice(structure.volume * (a / host.metadata["lattice_constant"]) ** 3)
+    write_structure_files(structure, calc_dir)
+    (calc_dir / "supercell.json").write_text(
+        json.dumps(
+            {
+                "lattice_constant": a,
+                # Vegard between relaxed end members (or unrelaxed ones: relax false)
+                "lattice_source": "vegard" if relaxed_ends else "vegard(unrelaxed)",
+                "end_member_lattice_constants": {
+                    n: constants[k]
+                    for k, n in zip(plan.end_member_keys, plan.end_members, strict=True)
+                },
+                "structure": structure.as_dict(),
+            },
+            indent=1,
+        )
+    )
+    write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+
+
+def _prepare_structure_bulk(
+    config: Mapping[str, Any],
+    host: Any,
+    plan: Any,
+    records: Mapping[str, str | Path],
+    calc_dir: Path,
+) -> None:
+    """Pristine supercell of a framework-any host: as built, or of the relaxed cell."""
+    from perovskite_defects.hosts.any_structure import bulk_structure
+
+    relaxed = (
+        CalcRecord.from_json(records[plan.name]).require_converged().pmg_structure()
+        if plan.relax
+        else None
+    )
+    structure = bulk_structure(host, relaxed)
+    write_structure_files(structure, calc_dir)
+    (calc_dir / "supercell.json").write_text(
+        json.dumps(
+            {"source": "relaxed unit cell" if plan.relax else "structure file as given"}
+            | {"structure": structure.as_dict()},
+            indent=1,
+        )
+    )
+    write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
