@@ -179,7 +179,8 @@ def unlisted_phases(elements: set[str], phases: list[str]) -> list[str]:
 
 def _check_computed_dielectric(config: dict[str, Any]) -> None:
     """``dielectric.source: computed``: no cited numbers beside it, and the CP2K engine."""
-    from perovskite_defects.hosts.dielectric_run import is_computed
+    # imported here: importing the config module needs no numpy (corrections/)
+    from perovskite_defects.corrections.dielectric import is_computed
 
     dielectric = config["dielectric"]
     if not is_computed(dielectric):

@@ -13,7 +13,7 @@ from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
 from perovskite_defects.defects.manifest import manifest_jobs
-from perovskite_defects.hosts import dielectric_run as pd_dielectric_run
+from perovskite_defects.corrections.dielectric import is_computed as pd_dielectric_is_computed
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
@@ -194,7 +194,7 @@ def soc_table_inputs(wildcards):
 
 def dielectric_input(wildcards):
     """The host's computed dielectric tensor when config asks for it (else nothing)."""
-    if not pd_dielectric_run.is_computed(CONFIG["dielectric"]):
+    if not pd_dielectric_is_computed(CONFIG["dielectric"]):
         return []
     if wildcards.host not in END_MEMBERS:
         raise WorkflowError(

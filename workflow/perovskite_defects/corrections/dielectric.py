@@ -21,6 +21,17 @@ import numpy as np
 
 #: Total (static) dielectric constant used when config gives neither value nor parts.
 DEFAULT_TOTAL = 10.0
+#: ``dielectric.source`` asking for the tensor computed by the workflow (hosts/dielectric_run).
+COMPUTED = "computed"
+
+
+def is_computed(dielectric: Mapping[str, Any]) -> bool:
+    """True when config ``dielectric.source`` asks for the computed tensor.
+
+    Here, not in hosts/dielectric_run.py, because the Snakefile parse and the config
+    validation ask it, and that module loads phonopy and scipy (~1 s) for the calculation.
+    """
+    return str(dielectric.get("source", "")).strip().lower() == COMPUTED
 
 
 class DielectricError(ValueError):

@@ -23,6 +23,8 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from perovskite_defects.corrections.dielectric import COMPUTED as COMPUTED
+from perovskite_defects.corrections.dielectric import is_computed as is_computed
 from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
 from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
@@ -30,16 +32,9 @@ from perovskite_defects.hosts.phonons import DEFAULT_DISPLACEMENT
 
 log = logging.getLogger(__name__)
 
-COMPUTED = "computed"
-
 
 class ComputedDielectricError(ValueError):
     """The computed dielectric tensor is missing or unusable; the message says why."""
-
-
-def is_computed(dielectric: Mapping[str, Any]) -> bool:
-    """True when config ``dielectric.source`` asks for the computed tensor."""
-    return str(dielectric.get("source", "")).strip().lower() == COMPUTED
 
 
 def run_host_dielectric(
