@@ -17,7 +17,6 @@ which holds the M point, where cubic CsPbI3 has an unstable octahedral tilt.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np

@@ -143,11 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
     )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
+    from perovskite_defects.hosts.stability_run import add_arguments
+
+    stab = sub.add_parser(
+        "check-stability",
+        help="bring a host supercell to a dynamically stable structure (phonopy + CP2K)",
+        description="Relax the host from a rattled start, compute its Gamma phonons "
+        "(phonopy finite displacements, CP2K forces), follow imaginary modes and relax "
+        "again until none remains; prints space group, Glazer tilts, energy lowering. "
+        "Exit code 0 = stable, 3 = imaginary modes remain, 1 = error.",
+    )
+    add_arguments(stab)
+    stab.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "check-stability":
+        from perovskite_defects.hosts.stability_run import main_check_stability
+
+        return main_check_stability(args)
     if args.command == "correct":
         if len(args.dielectric) not in (1, 3):
             print("error: --dielectric takes one value or three values", file=sys.stderr)
