@@ -207,8 +207,8 @@ class HostStability:
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (no structure, no per-round frequencies)."""
-        keys = ("stable", "rounds", "lowest_frequency_thz", "n_imaginary", "space_group")
-        keys += ("space_group_number", "tilt_pattern", "energy_per_fu_vs_reference")
+        keys = ["stable", "rounds", "lowest_frequency_thz", "n_imaginary", "space_group"]
+        keys += ["space_group_number", "tilt_pattern", "energy_per_fu_vs_reference"]
         return {k: getattr(self, k) for k in keys} | {"reference": self.reference_space_group}
 
     def to_json(self, path: str | Path) -> None:
