@@ -92,7 +92,7 @@ class StandInOffCentre:
         payload = {"structure": structure.as_dict(), "energy": energy, "forces": forces.tolist()}
         (run_dir / "record.json").write_text(json.dumps(payload))
 
-    def relax(self, structure: Structure, run_dir: Path, keep_symmetry: bool):
+    def relax(self, structure: Structure, run_dir: Path, keep_symmetry: bool, vary_cell: bool):
         saved = self._reuse(run_dir)
         if saved:
             return Structure.from_dict(saved["structure"]), saved["energy"]
@@ -219,8 +219,8 @@ def test_refusals(tmp_path: Path) -> None:
         )
 
     class Reorders(StandInOffCentre):
-        def relax(self, structure, run_dir, keep_symmetry):
-            s, e = super().relax(structure, run_dir, keep_symmetry)
+        def relax(self, structure, run_dir, keep_symmetry, vary_cell):
+            s, e = super().relax(structure, run_dir, keep_symmetry, vary_cell)
             return Structure(s.lattice, s.species[::-1], s.frac_coords[::-1]), e
 
     with pytest.raises(StabilityError, match="reference: the calculation changed the atoms"):

@@ -96,6 +96,9 @@ class StabilitySettings:
             imaginary modes between rounds.
         displacement: phonopy's finite displacement (Å).
         symprec: distance tolerance (Å) of spglib for the space group and symmetrisation.
+        relax_cell: relax cell and ions (True), or the ions only at the given cell (False:
+            the cell as built, e.g. a measured or converged lattice; also where the cutoff
+            is too low for a trustworthy stress).
     """
 
     tolerance_thz: float = -0.3
@@ -105,6 +108,7 @@ class StabilitySettings:
     modulation_amplitude: float = 0.15
     displacement: float = DEFAULT_DISPLACEMENT
     symprec: float = 1e-2
+    relax_cell: bool = True
 
     def __post_init__(self) -> None:
         checks = (
@@ -141,9 +145,9 @@ class StabilityCalculator(Protocol):
     result of an earlier (killed) check, and keep the atom order."""
 
     def relax(
-        self, structure: Structure, run_dir: Path, keep_symmetry: bool
+        self, structure: Structure, run_dir: Path, keep_symmetry: bool, vary_cell: bool
     ) -> tuple[Structure, float]:
-        """Relaxed structure (cell and ions) and its energy (eV)."""
+        """Relaxed structure (ions, and the cell when ``vary_cell``) and its energy (eV)."""
         ...
 
     def forces(self, structure: Structure, run_dir: Path) -> tuple[np.ndarray, float]:
@@ -383,7 +387,9 @@ def check_stability(
     species = [site.specie.symbol for site in structure]
     fu = formula_units(structure)
     keep = keep_symmetry_name(structure)
-    reference, e_ref = calculator.relax(structure, workdir / "reference", keep is not None)
+    reference, e_ref = calculator.relax(
+        structure, workdir / "reference", keep is not None, settings.relax_cell
+    )
     _check_species(reference, species, workdir / "reference")
     ref_group, _ = space_group(reference, settings.symprec)
     start = rattled(reference, settings.rattle_amplitude, settings.rattle_seed)
@@ -391,7 +397,7 @@ def check_stability(
     current = reference
     for k in range(1, settings.max_rounds + 1):
         round_dir = workdir / f"round_{k}"
-        relaxed, _ = calculator.relax(start, round_dir / "relax", False)
+        relaxed, _ = calculator.relax(start, round_dir / "relax", False, settings.relax_cell)
         _check_species(relaxed, species, round_dir / "relax")
         current = symmetrized(relaxed, settings.symprec)
         name, number = space_group(current, settings.symprec)

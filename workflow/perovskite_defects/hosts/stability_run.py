@@ -56,10 +56,14 @@ class EngineCalculator:
     runs: list[str] = field(default_factory=list)  # folders run (not reused) by this call
 
     def relax(
-        self, structure: Structure, run_dir: Path, keep_symmetry: bool
+        self, structure: Structure, run_dir: Path, keep_symmetry: bool, vary_cell: bool
     ) -> tuple[Structure, float]:
-        keep = keep_symmetry_name(structure) if keep_symmetry else None
-        record = self._run(structure, CalcSpec("relax_cell", "bulk", keep_symmetry=keep), run_dir)
+        if vary_cell:
+            keep = keep_symmetry_name(structure) if keep_symmetry else None
+            spec = CalcSpec("relax_cell", "bulk", keep_symmetry=keep)
+        else:
+            spec = CalcSpec("relax_ions", "bulk")
+        record = self._run(structure, spec, run_dir)
         return record.pmg_structure(), record.energy
 
     def forces(self, structure: Structure, run_dir: Path) -> tuple[np.ndarray, float]:
@@ -170,6 +174,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=value,
             help=f"{help_text} (default {value})",
         )
+    parser.add_argument(
+        "--fixed-cell",
+        dest="relax_cell",
+        action="store_false",
+        help="relax the ions only, at the cell of the file (default: cell and ions)",
+    )
 
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
