@@ -17,6 +17,7 @@ which holds the M point, where cubic CsPbI3 has an unstable octahedral tilt.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -302,3 +303,87 @@ def test_symmetrised_keeps_cell_and_order() -> None:
     assert space_group(clean, 1e-5)[1] == 127
     assert [s.specie for s in clean] == [s.specie for s in exact]
     assert np.abs(displacements(exact, clean)).max() < 5e-3
+
+
+# --------------------------------------------------------------------------- real CP2K
+
+
+@pytest.fixture(scope="module")
+def m_point_host(tmp_path_factory: pytest.TempPathFactory, cp2k_binary: str):
+    """The check on 10-atom cubic CsPbI3 (a = 6.40 Å, sqrt2 x sqrt2 x 1: holds the M point,
+    where cubic CsPbI3 has an unstable in-plane tilt, Marronnier et al., J. Phys. Chem.
+    Lett. 8, 2659 (2017)), one MPI rank, 150 Ry, 2x2x2 k-points, ions only."""
+    from perovskite_defects.hosts.stability_run import run_check, standalone_config
+
+    cell = cubic_prototype("Cs", "Pb", "I", 6.40).make_supercell(
+        [[1, 1, 0], [-1, 1, 0], [0, 0, 1]], in_place=False
+    )
+    overrides = {"cutoff_ry": 150, "rel_cutoff_ry": 30, "kpoint_length": 12.0}
+    config = standalone_config("fast", overrides | {"supercell_kpoints": "length"}, cp2k_binary)
+    workdir = tmp_path_factory.mktemp("m_point")
+    start = time.time()
+    result = run_check(cell, workdir, config, StabilitySettings(relax_cell=False))
+    return cell, result, workdir, time.time() - start
+
+
+class RecordsOnly:
+    """Reads the check's records back (no engine): to recompute its phonons."""
+
+    def forces(self, structure: Structure, run_dir: Path):
+        record = json.loads((run_dir / "record.json").read_text())
+        return np.array(record["forces"]), record["energy"]
+
+
+@pytest.mark.slow
+def test_soft_tilt_followed_to_a_stable_lower_structure(m_point_host) -> None:
+    cell, result, workdir, seconds = m_point_host
+    print(f"check took {seconds:.0f} s; {result.summary()}")
+    for entry in result.history:
+        print(entry.round, entry.space_group, entry.lowest_frequency_thz, entry.n_imaginary)
+    assert result.reference_space_group == "Pm-3m"  # the cubic start, relaxed in symmetry
+    assert result.stable and result.lowest_frequency_thz > -0.3
+    assert result.energy_per_fu_vs_reference < -0.001  # eV per CsPbI3
+    # the only tilt this cell holds is the in-plane M-point tilt: a0a0c+ (P4/mbm)
+    assert (result.space_group, result.tilt_pattern) == ("P4/mbm", "a0a0c+")
+    assert (workdir / RESULT_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_displacements_and_modulation_as_phonopy_gives_them(m_point_host) -> None:
+    """Each round's displacement count is phonopy's own for the same structure and
+    displacement; a followed mode started the next round where phonopy's modulation of
+    the same force constants points (same direction, largest step 0.15 Å)."""
+    from perovskite_defects.hosts.stability import symmetrized
+
+    _, result, workdir, _ = m_point_host
+    for entry in result.history:
+        relax = json.loads((workdir / f"round_{entry.round}/relax/record.json").read_text())
+        structure = symmetrized(Structure.from_dict(relax["structure"]), 1e-2)
+        own = Phonopy(get_phonopy_structure(structure), np.eye(3, dtype=int), primitive_matrix="P")
+        own.generate_displacements(distance=0.01, is_plusminus="auto")
+        assert entry.n_displacements == len(own.supercells_with_displacements)
+        if not entry.followed_modes:
+            continue
+        phonons, *_ = supercell_phonons(
+            structure, RecordsOnly(), workdir / f"round_{entry.round}", 0.01
+        )
+        own.forces = phonons.phonon.forces
+        own.produce_force_constants()
+        own.symmetrize_force_constants()
+        specs = [[[0, 0, 0], m, 1.0, 0.0] for m in entry.followed_modes]
+        own.run_modulations(np.eye(3, dtype=int), specs)
+        theirs = displacements(structure, get_pmg_structure(own.get_modulated_supercells()[0]))
+        pristine = workdir / f"round_{entry.round + 1}/relax/restart/pristine.inp"
+        started = _cp2k_coords(pristine, structure)
+        ours = displacements(structure, started)
+        cosine = np.vdot(ours, theirs) / np.linalg.norm(ours) / np.linalg.norm(theirs)
+        assert abs(cosine) > 1 - 1e-6
+        assert np.linalg.norm(ours, axis=1).max() == pytest.approx(0.15, abs=1e-6)
+
+
+def _cp2k_coords(path: Path, like: Structure) -> Structure:
+    """The structure of a CP2K input (Cartesian &COORD) in the cell of ``like``."""
+    text = path.read_text()
+    block = text.split("&COORD")[1].split("&END COORD")[0]
+    coords = [[float(v) for v in line.split()[1:4]] for line in block.strip().splitlines()]
+    return Structure(like.lattice, like.species, coords, coords_are_cartesian=True)
