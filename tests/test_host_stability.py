@@ -358,7 +358,7 @@ def test_displacements_and_modulation_as_phonopy_gives_them(m_point_host) -> Non
     _, result, workdir, _ = m_point_host
     for entry in result.history:
         relax = json.loads((workdir / f"round_{entry.round}/relax/record.json").read_text())
-        structure = symmetrized(Structure.from_dict(relax["structure"]), 1e-2)
+        structure = symmetrized(Structure.from_dict(relax["structure"]), result.settings["symprec"])
         own = Phonopy(get_phonopy_structure(structure), np.eye(3, dtype=int), primitive_matrix="P")
         own.generate_displacements(distance=0.01, is_plusminus="auto")
         assert entry.n_displacements == len(own.supercells_with_displacements)

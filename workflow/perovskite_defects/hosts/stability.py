@@ -96,6 +96,11 @@ class StabilitySettings:
             imaginary modes between rounds.
         displacement: phonopy's finite displacement (Å).
         symprec: distance tolerance (Å) of spglib for the space group and symmetrisation.
+            0.1 Å: a relaxation stopped at 0.01 eV/Å leaves an atom up to F/k ~ 0.04-0.1
+            Å off its symmetric site along a soft mode (k ~ 0.1-0.25 eV/Å^2), and a
+            structure left in P1 would need 6 displacements per atom (240 for 40 atoms);
+            real tilts move the halides by tenths of an Å, and a tilt snapped back shows
+            up again as an imaginary mode.
         relax_cell: relax cell and ions (True), or the ions only at the given cell (False:
             the cell as built, e.g. a measured or converged lattice; also where the cutoff
             is too low for a trustworthy stress).
@@ -107,7 +112,7 @@ class StabilitySettings:
     rattle_seed: int = 0
     modulation_amplitude: float = 0.15
     displacement: float = DEFAULT_DISPLACEMENT
-    symprec: float = 1e-2
+    symprec: float = 0.1
     relax_cell: bool = True
 
     def __post_init__(self) -> None:
