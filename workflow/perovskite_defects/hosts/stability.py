@@ -401,31 +401,9 @@ def check_stability(
     history: list[StabilityRound] = []
     current = reference
     for k in range(1, settings.max_rounds + 1):
-        round_dir = workdir / f"round_{k}"
-        relaxed, _ = calculator.relax(start, round_dir / "relax", False, settings.relax_cell)
-        _check_species(relaxed, species, round_dir / "relax")
-        current = symmetrized(relaxed, settings.symprec)
-        name, number = space_group(current, settings.symprec)
-        phonons, energy, residual, n_disp = supercell_phonons(
-            current, calculator, round_dir, settings.displacement
-        )
-        soft = phonons.imaginary_modes(-settings.tolerance_thz)
-        entry = StabilityRound(
-            round=k,
-            energy=float(energy),
-            space_group=name,
-            space_group_number=number,
-            n_displacements=n_disp,
-            max_residual_force=round(residual, 5),
-            lowest_frequency_thz=round(phonons.lowest, 5),
-            n_imaginary=len(soft),
-            frequencies_thz=[round(float(f), 5) for f in phonons.frequencies],
-        )
+        entry, current, phonons = _one_round(k, start, calculator, workdir, settings, species)
         history.append(entry)
-        log.info(
-            "%s round %d: %s, lowest %.3f THz, %d mode(s) below %.2f THz, %d displacements",
-            workdir, k, name, phonons.lowest, len(soft), settings.tolerance_thz, n_disp,
-        )  # fmt: skip
+        soft = phonons.imaginary_modes(-settings.tolerance_thz)
         if not soft or k == settings.max_rounds:
             break
         entry.followed_modes = soft
@@ -455,6 +433,42 @@ def check_stability(
     workdir.mkdir(parents=True, exist_ok=True)
     result.to_json(workdir / RESULT_FILE)
     return result
+
+
+def _one_round(
+    k: int,
+    start: Structure,
+    calculator: StabilityCalculator,
+    workdir: Path,
+    settings: StabilitySettings,
+    species: list[str],
+) -> tuple[StabilityRound, Structure, GammaPhonons]:
+    """Round ``k``: relax ``start``, symmetrise, Gamma phonons of the supercell."""
+    round_dir = workdir / f"round_{k}"
+    relaxed, _ = calculator.relax(start, round_dir / "relax", False, settings.relax_cell)
+    _check_species(relaxed, species, round_dir / "relax")
+    current = symmetrized(relaxed, settings.symprec)
+    name, number = space_group(current, settings.symprec)
+    phonons, energy, residual, n_disp = supercell_phonons(
+        current, calculator, round_dir, settings.displacement
+    )
+    soft = phonons.imaginary_modes(-settings.tolerance_thz)
+    log.info(
+        "%s round %d: %s, lowest %.3f THz, %d mode(s) below %.2f THz, %d displacements",
+        workdir, k, name, phonons.lowest, len(soft), settings.tolerance_thz, n_disp,
+    )  # fmt: skip
+    entry = StabilityRound(
+        round=k,
+        energy=float(energy),
+        space_group=name,
+        space_group_number=number,
+        n_displacements=n_disp,
+        max_residual_force=round(residual, 5),
+        lowest_frequency_thz=round(phonons.lowest, 5),
+        n_imaginary=len(soft),
+        frequencies_thz=[round(float(f), 5) for f in phonons.frequencies],
+    )
+    return entry, current, phonons
 
 
 def _check_species(structure: Structure, species: list[str], run_dir: Path) -> None:
