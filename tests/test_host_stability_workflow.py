@@ -98,6 +98,8 @@ def test_bulk_is_the_stable_supercell(tmp_path: Path) -> None:
     steps_hosts.build_host_files(config, "CsPbI3", tmp_path / "structures")
     host_json = tmp_path / "structures" / "host.json"
     host = json.loads(host_json.read_text())
+    assert host["metadata"]["stability"] == "stability/stability.json"
+    assert host["metadata"]["lattice_source"] == "relaxed (stability check)"
     stable = Structure.from_dict(host["structure"])
     stable.lattice = Lattice.orthorhombic(6.35, 6.35, 6.42)
     stable.translate_sites([2], [0.02, 0.0, 0.0], frac_coords=True)

@@ -54,6 +54,10 @@ def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) 
     else:
         host.metadata["lattice_source"] = plan.lattice_source
     host.metadata["end_members"] = list(plan.end_members)
+    if (s.get("stability") or {}).get("check"):
+        # the bulk is this supercell brought to a dynamically stable structure
+        host.metadata["lattice_source"] = "relaxed (stability check)"
+        host.metadata["stability"] = "stability/stability.json"
     host.to_files(out_dir, "host")
     log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
 
