@@ -156,8 +156,8 @@ def test_displacements_and_modulation_are_phonopy_s_own(tmp_path: Path) -> None:
     own.forces = phonons.phonon.forces
     own.produce_force_constants()
     own.symmetrize_force_constants()
-    own.run_modulations(np.eye(3, dtype=int), [[[0, 0, 0], soft[0], 2.0, 0.0]])
-    theirs = get_pmg_structure(own.get_modulated_supercells()[0])
+    modulation = own.run_modulations(np.eye(3, dtype=int), [[[0, 0, 0], soft[0], 2.0, 0.0]])
+    theirs = get_pmg_structure(modulation.modulated_supercells[0])
     u_ours, u_theirs = (displacements(cell, s) for s in (ours, theirs))
     cosine = np.vdot(u_ours, u_theirs) / np.linalg.norm(u_ours) / np.linalg.norm(u_theirs)
     assert abs(abs(cosine) - 1.0) < 1e-8
@@ -372,8 +372,8 @@ def test_displacements_and_modulation_as_phonopy_gives_them(m_point_host) -> Non
         own.produce_force_constants()
         own.symmetrize_force_constants()
         specs = [[[0, 0, 0], m, 1.0, 0.0] for m in entry.followed_modes]
-        own.run_modulations(np.eye(3, dtype=int), specs)
-        theirs = displacements(structure, get_pmg_structure(own.get_modulated_supercells()[0]))
+        modulation = own.run_modulations(np.eye(3, dtype=int), specs)
+        theirs = displacements(structure, get_pmg_structure(modulation.modulated_supercells[0]))
         pristine = workdir / f"round_{entry.round + 1}/relax/restart/pristine.inp"
         started = _cp2k_coords(pristine, structure)
         ours = displacements(structure, started)

@@ -355,9 +355,9 @@ def follow_modes(phonons: GammaPhonons, modes: Sequence[int], max_displacement: 
         raise PhononError("no phonopy object or no mode to follow")
     identity = np.eye(3, dtype=int)
     specs = [[[0.0, 0.0, 0.0], int(m), 1.0, 0.0] for m in modes]
-    phonon.run_modulations(identity, specs)
-    modulations, supercell = phonon.get_modulations_and_supercell()
-    displacement = np.real(np.sum(modulations, axis=0))  # (n, 3) Å for amplitude 1
+    modulation = phonon.run_modulations(identity, specs)
+    displacement = np.real(np.sum(modulation.modulations, axis=0))  # (n, 3) Å, amplitude 1
+    supercell = modulation.supercell
     largest = float(np.linalg.norm(displacement, axis=1).max())
     if largest < 1e-12:
         raise PhononError(f"modes {list(modes)} move no atom")
