@@ -136,3 +136,25 @@ def test_cli_refusals(tmp_path: Path, capsys) -> None:
         ["check-stability", str(poscar), "--workdir", str(tmp_path), "--set", "cutof_ry=1"]
     )
     assert code == 1 and "unknown key(s) cutof_ry" in capsys.readouterr().err
+
+
+def test_engine_adapter_reuses_converged_records(tmp_path: Path) -> None:
+    """A folder with a converged record is not run again (a killed check resumes); a
+    record without forces is refused. Records hand-made (no engine)."""
+    from perovskite_defects.engines.base import CalcRecord
+    from perovskite_defects.hosts.stability import StabilityError
+    from perovskite_defects.hosts.stability_run import EngineCalculator
+
+    cell = Structure(Lattice.cubic(4), ["Cs", "Cl"], [[0, 0, 0], [0.5] * 3])
+    record = CalcRecord("cp2k", "hand-made", -10.0, 0, True, None, cell.as_dict())
+    record.forces = [[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]]
+    (tmp_path / "f").mkdir()
+    record.to_json(tmp_path / "f" / "record.json")
+    calc = EngineCalculator(cfg.validate(STUDY))
+    forces, energy = calc.forces(cell, tmp_path / "f")
+    assert energy == -10.0 and forces.tolist() == record.forces and calc.runs == []
+    record.forces = None
+    (tmp_path / "g").mkdir()
+    record.to_json(tmp_path / "g" / "record.json")
+    with pytest.raises(StabilityError, match="g: engine cp2k gave no forces"):
+        calc.forces(cell, tmp_path / "g")
