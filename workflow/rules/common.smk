@@ -86,12 +86,14 @@ def defect_dirs(wildcards):
 
 
 def defect_table_inputs(wildcards):
-    """Records, corrections and defect states of every defect of a host (its manifest)."""
+    """Records, corrections, defect states and local environments of every defect of a
+    host (its manifest)."""
     dirs = defect_dirs(wildcards)
     return {
         "records": [f"{d}/record.json" for d in dirs],
         "corrections": [f"{d}/correction.json" for d in dirs],
         "states": [f"{d}/defect_states.json" for d in dirs],
+        "local_environments": [f"{d}/local_environment.json" for d in dirs],
     }
 
 

@@ -27,8 +27,9 @@ def tables(
     out_dir: str | Path,
     host: str | None = None,
 ) -> None:
-    """Formation energies, transition levels with trap classes, Fermi level and
-    concentrations (CSV + Markdown) of one host, the plot data and provenance."""
+    """Formation energies, transition levels with trap classes, Fermi level,
+    concentrations and local environments (CSV + Markdown) of one host, the plot data and
+    provenance."""
     from perovskite_defects.defects.distinct_sites import DefectCell
     from perovskite_defects.reporting.tables import (
         DEFECT,
@@ -66,14 +67,7 @@ def tables(
     provenance: list[dict[str, Any]] = [_provenance(bulk, bulk_record)]
     states: dict[tuple[str, int], DefectStates] = {}
     sites: dict[str, DefectSite] = {}
-    # Multiplicities are per formula unit ABX3: the supercell holds one per B atom
-    # (framework any: per formula unit of the reduced formula).
-    if config["host"].get("framework", "perovskite") != "perovskite":
-        from perovskite_defects.hosts.any_structure import formula_units
-
-        n_cells = formula_units(bulk.pmg_structure())
-    else:
-        n_cells = sum(site.specie.symbol in ("Pb", "Sn") for site in bulk.pmg_structure())
+    n_cells = cells_in_supercell(config, bulk.pmg_structure())
     volume = bulk.pmg_structure().volume
     orientational = config["concentrations"]["orientational_degeneracy"]
     spins: dict[str, dict[int, float]] = {}
@@ -189,6 +183,9 @@ def tables(
         sorted({row[DEFECT] for row in tl_rows if row["class"] == "deep"}),
         conc_notes,
     )
+    from perovskite_defects.defects.local_environment import write_table
+
+    write_table(defect_dirs, out_dir)  # local_environment.csv/.md (issues 11-12)
     plot_data = {
         "host": host or cfg.host_name(config),
         "gap": gap,
@@ -219,6 +216,19 @@ def tables(
             default=str,
         )
     )
+
+
+def cells_in_supercell(config: Mapping[str, Any], structure: Any) -> int:
+    """Cells the defect multiplicities refer to in the bulk supercell ``structure``.
+
+    Multiplicities are per formula unit ABX3: the supercell holds one per B atom
+    (framework any: per formula unit of the reduced formula).
+    """
+    if config["host"].get("framework", "perovskite") != "perovskite":
+        from perovskite_defects.hosts.any_structure import formula_units
+
+        return formula_units(structure)
+    return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
 
 
 def _write_dopant_effect(
