@@ -175,3 +175,53 @@ def test_eps_inf_from_dipoles_folds_the_quantum():
     minus = [-dmu * np.eye(3)[b] for b in range(3)]
     eps = eps_inf_from_dipoles(plus, minus, field, lattice)
     assert np.allclose(eps, (1 + chi) * np.eye(3), rtol=1e-9)
+
+
+def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
+    import json
+
+    from perovskite_defects import config as cfg
+    from perovskite_defects.corrections.dielectric import describe, total_tensor
+    from perovskite_defects.hosts.dielectric_run import (
+        ComputedDielectricError,
+        effective_dielectric,
+    )
+
+    ok = cfg.validate({"dielectric": {"source": "computed"}})
+    assert ok["dielectric"]["supercell"] == [2, 2, 2]
+    with pytest.raises(cfg.ConfigError, match="dielectric.value"):
+        cfg.validate({"dielectric": {"source": "computed", "value": 10.0}})
+    # a cited value passes through untouched
+    cited = {"value": 10.0, "source": "paper"}
+    assert effective_dielectric(cited, None) == cited
+    with pytest.raises(ComputedDielectricError, match="missing"):
+        effective_dielectric(ok["dielectric"], tmp_path / "none.json", "CsPbI3")
+    path = tmp_path / "dielectric.json"
+    path.write_text(json.dumps({"electronic": np.diag([2.0, 2.0, 2.5]).tolist(),
+                                "ionic": np.diag([3.0, 3.0, 3.5]).tolist()}))  # fmt: skip
+    eff = effective_dielectric(ok["dielectric"], path, "X")
+    np.testing.assert_allclose(total_tensor(eff), np.diag([5.0, 5.0, 6.0]))
+    assert "computed" in eff["source"] and "diag(5, 5, 6)" in describe(eff)
+    path.write_text(json.dumps({"electronic": np.eye(3).tolist(), "ionic": None,
+                                "ionic_refused": "optical Gamma mode(s) at -1.0 THz"}))  # fmt: skip
+    with pytest.raises(ComputedDielectricError, match="no ionic part"):
+        effective_dielectric(ok["dielectric"], path, "X")
+
+
+def test_cp2k_response_input(tmp_path) -> None:
+    from perovskite_defects.engines.base import EngineError
+    from perovskite_defects.engines.cp2k import Cp2kSettings
+    from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, write_input
+
+    cell = fcc_primitive()
+    text = write_input(cell, Cp2kSettings(), tmp_path / "f", [0, 0, -DEFAULT_FIELD]).read_text()
+    # 0.0514 V/Å is 0.001 atomic units (Hartree / (e bohr) = 51.422 V/Å)
+    assert "INTENSITY 1.0000000000E-03" in text
+    assert "POLARISATION 0.0000000000 0.0000000000 -1.0000000000" in text
+    assert "KPOINTS" not in text and "SMEAR" not in text  # Gamma-only, integer occupations
+    assert "PERIODIC T" in text and "RUN_TYPE ENERGY_FORCE" in text
+    plain = write_input(cell, Cp2kSettings(), tmp_path / "z").read_text()
+    assert "PERIODIC_EFIELD" not in plain
+    odd = Structure(cell.lattice, ["Pb", "I"], cell.frac_coords)  # 4 + 7 valence electrons
+    with pytest.raises(EngineError, match="closed-shell"):
+        write_input(odd, Cp2kSettings(), tmp_path / "o")

@@ -12,6 +12,7 @@ from perovskite_defects import config as pd_config
 from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
+from perovskite_defects.hosts import dielectric_run as pd_dielectric_run
 from perovskite_defects.defects.site_classes import manifest_jobs
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
@@ -179,3 +180,16 @@ wildcard_constraints:
     defect=r"[A-Za-z]+_[A-Za-z]+(?:\+V_[A-Za-z]+)?(?:-[A-Za-z0-9]+)*",
     charge=r"-?\d+",
     phase=r"[A-Za-z0-9]+",
+
+
+def dielectric_input(wildcards):
+    """The host's computed dielectric tensor when config asks for it (else nothing)."""
+    if not pd_dielectric_run.is_computed(CONFIG["dielectric"]):
+        return []
+    if wildcards.host not in END_MEMBERS:
+        raise WorkflowError(
+            f"invalid configuration: config key 'dielectric.source': 'computed' needs a host "
+            f"with its own relaxed unit cell; host {wildcards.host} has none (an alloy or a "
+            "structure-file host): give 'dielectric.value' instead"
+        )
+    return [f"results/{wildcards.study}/{wildcards.host}/dielectric/dielectric.json"]

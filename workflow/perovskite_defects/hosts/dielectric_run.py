@@ -3,7 +3,7 @@
 ``dielectric: {source: computed}`` in config.yaml makes the workflow call
 :func:`run_host_dielectric` on every host's relaxed unit cell (rule ``host_dielectric``);
 :func:`effective_dielectric` turns the written JSON into the ``dielectric`` mapping that
-:mod:`perovskite_defects.dielectric` validates and the corrections use, so the cited and
+:mod:`perovskite_defects.corrections.dielectric` validates and the corrections use, so the cited and
 the computed routes share one code path from there on.
 
 Also a command line for users' own host files::
@@ -144,3 +144,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def host_dielectric_step(
+    config: Mapping[str, Any],
+    unitcell_record: str | Path,
+    out_json: str | Path,
+    nprocs: int = 1,
+    mpi_launcher: str | None = None,
+) -> None:
+    """Workflow step: dielectric tensor of a host's relaxed unit cell (rule host_dielectric)."""
+    from perovskite_defects.engines.base import CalcRecord
+
+    record = CalcRecord.from_json(unitcell_record)
+    options = config["cp2k"]
+    dielectric = config["dielectric"]
+    run_host_dielectric(
+        record.pmg_structure(),
+        Cp2kSettings.for_level(config["level"], options.get("settings")),
+        Path(out_json).parent / "runs",
+        out_json,
+        dielectric.get("supercell") or [2, 2, 2],
+        field=float(dielectric.get("field") or DEFAULT_FIELD),
+        nprocs=nprocs,
+        executable=options["executable"],
+        mpi_launcher=mpi_launcher or options["mpi_launcher"],
+    )

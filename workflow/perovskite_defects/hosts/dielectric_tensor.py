@@ -23,6 +23,7 @@ imaginary or zero: such a host gets :class:`IonicPartUndefinedError`, not a numb
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ IONIC_PREFACTOR = ELEMENTARY_CHARGE**2 / (
 )
 
 AXES = "xyz"
+
+log = logging.getLogger(__name__)
 
 #: One finite-field run: (structure, label, field vector in V/Å) -> (forces eV/Å, dipole e Å)
 FieldRun = Callable[[Structure, str, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -212,6 +215,7 @@ def compute_dielectric(
     supercell = perfect_supercell(phonon)
     born_super, eps_raw = field_response(supercell, run, field)
     born_super, violation = acoustic_sum_rule(born_super)
+    log.info("Born charges: acoustic sum rule violated by %.4f e before correction", violation)
     born, eps_inf = symmetrize_borns_and_epsilon(
         born_super,
         eps_raw,
