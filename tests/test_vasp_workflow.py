@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from perovskite_defects import config as cfg
-from perovskite_defects.defects.site_classes import manifest_jobs
+from perovskite_defects.defects.manifest import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
 from perovskite_defects.engines.base import CalcRecord
 

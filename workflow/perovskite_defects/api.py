@@ -409,7 +409,7 @@ def _record(path: Path) -> CalcRecord:
 
 
 def _load_host(path: Path) -> Study:
-    from perovskite_defects.defects.site_classes import manifest_jobs
+    from perovskite_defects.defects.manifest import manifest_jobs
 
     provenance = _read_json(path / PROVENANCE)
     edges = {k: v for k, v in provenance.get("band_edges", {}).items() if k != "gap"}

@@ -30,13 +30,14 @@ rule defect_analysis:
 rule tables:
     input:
         unpack(defect_table_inputs),
+        unpack(soc_table_inputs),
         bulk="results/{study}/{host}/bulk/record.json",
         chempots="results/{study}/{host}/chemical_potentials.json",
         dielectric=dielectric_input,
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",
-            name=HOST_TABLE_NAMES,
+            name=HOST_TABLE_NAMES + SOC_TABLE_NAMES,
             ext=("csv", "md"),
         ),
         local_environment=report(

@@ -13,7 +13,7 @@ from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
 from perovskite_defects.hosts import dielectric_run as pd_dielectric_run
-from perovskite_defects.defects.site_classes import manifest_jobs
+from perovskite_defects.defects.manifest import manifest_jobs
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
@@ -193,3 +193,26 @@ def dielectric_input(wildcards):
             "structure-file host): give 'dielectric.value' instead"
         )
     return [f"results/{wildcards.study}/{wildcards.host}/dielectric/dielectric.json"]
+
+
+# Spin-orbit shifts of the band edges (band_edges.soc; rule in spin_orbit.smk).
+SOC_ENGINE = CONFIG["band_edges"]["soc"]
+SOC_TABLE_NAMES = ("spin_orbit_levels",) if SOC_ENGINE != "none" else ()
+
+
+def soc_structure_record(wildcards):
+    """The host's relaxed unit cell when it has one (end members: 5 atoms for ABX3),
+    otherwise its bulk supercell (alloys, lattice_mode relax)."""
+    folder = f"results/{wildcards.study}/{wildcards.host}"
+    if wildcards.host in END_MEMBERS:
+        return f"{folder}/unitcell/record.json"
+    return f"{folder}/bulk/record.json"
+
+
+def soc_table_inputs(wildcards):
+    """The shifts file of a host for its tables, or nothing without band_edges.soc."""
+    if SOC_ENGINE == "none":
+        return {}
+    return {
+        "soc": f"results/{wildcards.study}/{wildcards.host}/spin_orbit/soc_shifts.json"
+    }
