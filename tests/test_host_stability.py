@@ -340,6 +340,7 @@ class RecordsOnly:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # ~40 min measured at load 8-14 (README): outside make test
 def test_cubic_cell_ends_stable_and_lower(m_point_host) -> None:
     cell, result, workdir, seconds = m_point_host
     print(f"check took {seconds:.0f} s; {result.summary()}")
@@ -353,6 +354,7 @@ def test_cubic_cell_ends_stable_and_lower(m_point_host) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # ~40 min measured at load 8-14 (README): outside make test
 def test_displacements_and_modulation_as_phonopy_gives_them(m_point_host) -> None:
     """Each round's displacement count is phonopy's own for the same structure and
     displacement; a followed mode started the next round where phonopy's modulation of

@@ -6,7 +6,9 @@ Route chosen (measured on Debian's CP2K 2023.1, rock-salt NaCl, PBE, DZVP-MOLOPT
   ``RUN_TYPE ENERGY_FORCE``: the forces under +/-E give the Born effective charges of
   every atom at once (Z*_k,ab = dF_k,b / dE_a), and the Berry-phase dipole of the same
   runs (``&MOMENTS PERIODIC``) gives eps_inf with the ions clamped. Six runs, whatever the
-  number of atoms. Measured: Z*(Na) = +1.00, Z*(Cl) = -0.99 in the 8-atom cubic cell.
+  number of atoms. Measured in the 8-atom NaCl cube (250 Ry, smoothed XC grid):
+  Z*(Na) = +1.061, Z*(Cl) = -1.016 before the acoustic sum rule (sum over the cell
+  0.18 e), +/-1.038 after; eps_inf = 1.667 (experiment: Z* 1.10, eps_inf 2.33).
 - Not used: ``&LINRES &DCDR`` (APT) in 2023.1 differentiates the dipole of the local
   position operator (``apt_dR`` builds it from the r matrix about a reference point),
   which is meaningless for a bulk crystal; CP2K's own tests use it for molecules only.
@@ -21,6 +23,13 @@ Route chosen (measured on Debian's CP2K 2023.1, rock-salt NaCl, PBE, DZVP-MOLOPT
   discretises the k-derivative over 2 pi / L, which lowers both Z* and eps_inf in small
   cells (NaCl: eps_inf 1.67 in the 8-atom cell, 2.01 along the long axis of a 16-atom
   2x1x1 cell); the cell size is a convergence parameter the result records.
+- Known problem (measured, not solved): with the semicore GTH-q9 potentials (Na, and
+  likely Cs, K, Rb) at 250 Ry the energy is not smooth where such an atom sits on a
+  grid point: moving the Na at the origin of the NaCl cube by 0.01 Å lowered the energy
+  by 64 meV and gave a 12 eV/Å force along the displacement (3e-3 Ha/bohr noise on the
+  grid-point Na remains at 500 Ry). Born charges and eps_inf (ions on their symmetric
+  sites) are not affected; finite-displacement phonons are, so check the acoustic sum
+  and the Gamma frequencies before trusting the ionic part.
 
 Public units: Å, eV/Å (forces), e Å (dipoles), V/Å (fields).
 """

@@ -164,7 +164,10 @@ def phonons_from_forces(phonon: Phonopy, force_sets: Sequence[np.ndarray]) -> Ga
     phonon.forces = np.asarray(force_sets, dtype=float)
     phonon.produce_force_constants(show_drift=False)
     phonon.symmetrize_force_constants(show_drift=False)
-    freqs, vecs = phonon.get_frequencies_with_eigenvectors([0.0, 0.0, 0.0])
+    gamma = phonon.run_qpoints([[0.0, 0.0, 0.0]], with_eigenvectors=True)
+    if gamma.eigenvectors is None:
+        raise PhononError("phonopy returned no eigenvectors at Gamma")
+    freqs, vecs = gamma.frequencies[0], gamma.eigenvectors[0]
     lowest: dict[str, float] = {}
     for q in get_commensurate_points(phonon.supercell_matrix):
         key = " ".join(f"{x:g}" for x in np.round(q, 6) + 0.0)
