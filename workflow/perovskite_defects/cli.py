@@ -131,7 +131,9 @@ def _print_human(result: dict[str, Any]) -> None:
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; given the subcommand about to be parsed, only its arguments are
+    built where that costs imports (check-stability's load phonopy and pymatgen)."""
     parser = argparse.ArgumentParser(
         prog="perovskite-defects",
         description="Defect analysis for halide perovskites (the workflow's science as a CLI).",
@@ -169,8 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
     )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
-    from perovskite_defects.hosts.stability_run import add_arguments
-
     stab = sub.add_parser(
         "check-stability",
         help="bring a host supercell to a dynamically stable structure (phonopy + CP2K)",
@@ -179,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         "again until none remains; prints space group, Glazer tilts, energy lowering. "
         "Exit code 0 = stable, 3 = imaginary modes remain, 1 = error.",
     )
-    add_arguments(stab)
+    if command in (None, "check-stability"):
+        # imported here: its defaults load phonopy and pymatgen, which `correct` never needs
+        from perovskite_defects.hosts.stability_run import add_arguments
+
+        add_arguments(stab)
     stab.add_argument("--json", action="store_true", help="print one JSON object")
     fetch = sub.add_parser(
         "fetch-phases",
@@ -222,7 +226,8 @@ def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words[0] if words else None).parse_args(words)
     if args.command == "check-stability":
         from perovskite_defects.hosts.stability_run import main_check_stability
 
