@@ -12,32 +12,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+import workflow_runner
 
 from perovskite_defects import config as cfg
 from perovskite_defects.defects.site_classes import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
 from perovskite_defects.engines.base import CalcRecord
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
 
 def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None):
-    cfg_path = workdir / "study.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    cmd += ["--configfile", str(cfg_path), "--cores", "1", *args]
-    full_env = {k: v for k, v in os.environ.items() if k not in ("PMG_VASP_PSP_DIR", REPLAY_ENV)}
-    full_env.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=full_env)
+    """The shared workflow runner on one core (VASP settings of the caller's shell dropped)."""
+    return workflow_runner.snakemake(workdir, config, "--cores", "1", *args, timeout=1800, env=env)
 
 
 def _incar(folder: Path) -> dict:
@@ -207,6 +196,7 @@ def _cdte_study(tmp_path: Path, reference: Path, study: str, pair: tuple[str, st
     return config, recordings, vacant
 
 
+@pytest.mark.reference
 def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_path: Path) -> None:
     """The whole VASP path on the recorded CdTe V_Cd^-2 runs, host file to aggregated
     tables: the workflow builds host, bulk and vacancy, the VASP rules write the inputs,
@@ -306,6 +296,7 @@ def test_replay_recorded_cdte_through_the_workflow(cdte_reference: Path, tmp_pat
     assert not record.exists()
 
 
+@pytest.mark.reference
 def test_replay_refuses_a_recording_of_other_inputs(cdte_reference: Path, tmp_path: Path) -> None:
     config, recordings, vacant = _cdte_study(
         tmp_path, cdte_reference, "swap", PAIRS["ordered"], "vasp"
