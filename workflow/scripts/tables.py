@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from perovskite_defects.steps.tables import tables
-
 from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps.tables import tables
 
 with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     out_dir = Path(snakemake.output.provenance).parent  # noqa: F821
