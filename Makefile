@@ -41,11 +41,12 @@ cp2k:
 	@bash scripts/ensure_cp2k.sh
 
 lint: setup-test
-	$(BIN)/ruff check workflow tests bench
-	$(BIN)/ruff format --check workflow tests bench
+	$(BIN)/ruff check workflow tests bench scripts
+	$(BIN)/ruff format --check workflow tests bench scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
 	$(BIN)/mypy
+	$(BIN)/python scripts/sync_dependencies.py --check
 
 clean:
 	rm -rf results logs .snakemake

@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 from perovskite_defects import config as cfg
+from perovskite_defects.thermodynamics.carriers import (
+    K_B,
+    DosBands,
+    EffectiveMassBands,
+    effective_density_of_states,
+)
 from perovskite_defects.thermodynamics.concentrations import (
     DefectSite,
     band_model,
@@ -20,12 +26,6 @@ from perovskite_defects.thermodynamics.concentrations import (
     site_density,
     solve_limits,
     spin_degeneracy,
-)
-from perovskite_defects.thermodynamics.fermi_solver import (
-    K_B,
-    DosBands,
-    EffectiveMassBands,
-    effective_density_of_states,
 )
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 

@@ -87,6 +87,12 @@ def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: 
     if scheme == "fnv":  # the reference value of doped (planar averages, same for both)
         assert results[0]["total"] == pytest.approx(0.7278, abs=0.01)
     assert results[0]["error"] >= 0.0
+    if scheme == "efnv":  # correction.json names its sampling region and reports both
+        written = json.loads((tmp_path / "corr_0.json").read_text())
+        assert written["sampling"] == "half_max_face_distance"
+        both = written["by_sampling"]
+        assert set(both) == {"half_max_face_distance", "ws_inscribed_sphere"}
+        assert both["half_max_face_distance"]["total"] == pytest.approx(written["total"])
     # an anisotropic tensor changes it: the tensor really reaches the correction
     config = cfg.validate({"correction": scheme, "dielectric": {"value": [9.13, 9.13, 20.0]}})
     aniso = correction(config, bulk_dir, defect_dir, tmp_path / "aniso.json")

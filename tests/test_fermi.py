@@ -14,19 +14,21 @@ from scipy import constants as sc
 from scipy.special import zeta
 
 from perovskite_defects.reporting.tables import read_csv, write_csv
-from perovskite_defects.thermodynamics.fermi_solver import (
-    CONCENTRATION,
+from perovskite_defects.thermodynamics.carriers import (
     BandModel,
-    DefectSpecies,
     DosBands,
     EffectiveMassBands,
-    FermiSolution,
-    QuenchedSolution,
-    defect_concentrations,
     dos_bands_from_eigenvalues,
     effective_density_of_states,
     fermi_dirac_half,
     log_fermi_dirac_half,
+)
+from perovskite_defects.thermodynamics.fermi_solver import (
+    CONCENTRATION,
+    DefectSpecies,
+    FermiSolution,
+    QuenchedSolution,
+    defect_concentrations,
     solve_fermi_level,
     solve_quenched,
 )

@@ -21,6 +21,7 @@ from perovskite_defects.thermodynamics.trap_classes import (
     LOCALIZED,
     NO_STATE,
     DefectStates,
+    band_filling,
     classify_level,
     defect_state_character,
     transition_level_rows,
@@ -153,3 +154,54 @@ def test_constructed_state_characters() -> None:
     shifted = _eig([[-0.3, 0.7, 2.2, 3.2]], [[2, 2, 0, 0]])
     assert defect_state_character(bulk, shifted, 0.7).character == NO_STATE
     assert defect_state_character(bulk, shifted, 0.0).character == LOCALIZED
+
+
+def test_class_follows_the_states_of_both_charge_states() -> None:
+    """A level whose q' holds its extra electron in a conduction-band-like (donor PHS) state
+    is a shallow donor level, wherever its position (pydefect's and doped's reading of
+    perturbed-host states); a hole of q in an acceptor PHS likewise; a localized state keeps
+    the position verdict."""
+    gap = 1.5
+    lines = {"D": {1: 0.3, 0: 1.5}, "A": {0: 0.3, -1: 1.1}, "T": {1: 0.3, 0: 1.5}}
+    levels = {name: transition_levels(ln, gap) for name, ln in lines.items()}
+    phs = DefectStates(DONOR_PHS, [], 0.0, 0.0, 1.5, band_filling=-0.04)
+    hole = DefectStates(ACCEPTOR_PHS, [], 0.0, 0.0, 1.5, band_filling=-0.02)
+    clean = DefectStates(NO_STATE, [], 0.0, 0.0, 1.5)
+    trap = DefectStates(LOCALIZED, [(1.0, 0.5)], 0.0, 0.0, 1.5)
+    states = {
+        ("D", 1): clean,
+        ("D", 0): phs,  # eps(+1/0) = 1.2: deep by position
+        ("A", 0): hole,  # eps(0/-1) = 0.8: deep by position
+        ("A", -1): clean,
+        ("T", 1): clean,
+        ("T", 0): trap,
+    }
+    rows = {row["defect"]: row for row in transition_level_rows(levels, gap, 0.1, states)}
+    assert rows["D"]["class by position"] == "deep"
+    assert rows["D"]["class"] == "shallow" and "donor PHS" in rows["D"]["class from"]
+    assert rows["D"]["band filling of PHS state (eV)"] == "0: -0.040"
+    assert rows["A"]["class by position"] == "deep"
+    assert rows["A"]["class"] == "shallow" and "acceptor PHS" in rows["A"]["class from"]
+    assert rows["T"]["class"] == "deep" and rows["T"]["class from"] == "position"
+    assert rows["T"]["band filling of PHS state (eV)"] is None
+    # without the state analysis the position decides, and the table says so
+    bare = {row["defect"]: row for row in transition_level_rows(levels, gap, 0.1, {})}
+    assert bare["D"]["class"] == "deep" and "not analysed" in bare["D"]["class from"]
+
+
+def test_band_filling_by_hand() -> None:
+    """Lany & Zunger, PRB 78, 235104 (2008): -sum w_k f (e - CBM) for electrons above the CBM,
+    -sum w_k (1 - f) (VBM - e) for holes below the VBM; zero-weight k-points do not count."""
+    bulk = _eig([[-1.0, 0.0, 1.5, 2.5]], [[2, 2, 0, 0]])  # VBM 0, CBM 1.5
+    donor = _eig([[-1.0, 0.0, 1.52, 2.5]], [[2, 2, 1, 0]])
+    assert defect_state_character(bulk, donor, 0.0).band_filling == pytest.approx(-0.02)
+    # two k-points of weight 1/2: one electron 0.1 eV above the CBM at the first only
+    e = np.array([[[-1.0, 0.0, 1.6], [-1.0, 0.0, 1.5]]])
+    occ = np.array([[[2.0, 2.0, 1.0], [2.0, 2.0, 0.0]]])
+    assert band_filling(e, occ, np.array([0.5, 0.5]), 2.0, 0.0, 1.5) == pytest.approx(-0.05)
+    # the same electron at a zero-weight (band-structure) point counts for nothing
+    assert band_filling(e, occ, np.array([0.0, 1.0]), 2.0, 0.0, 1.5) == pytest.approx(0.0)
+    acceptor = _eig([[-1.0, -0.02, 1.5, 2.5]], [[2, 1, 0, 0]])
+    assert defect_state_character(bulk, acceptor, 0.0).band_filling == pytest.approx(-0.02)
+    clean = _eig([[-1.0, 0.0, 1.5, 2.5]], [[2, 2, 0, 0]])
+    assert defect_state_character(bulk, clean, 0.0).band_filling == 0.0

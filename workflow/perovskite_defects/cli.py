@@ -102,6 +102,9 @@ def _print_human(result: dict[str, Any]) -> None:
     for key, value in result[f"{scheme}_parts"].items():
         if isinstance(value, float):
             print(f"  {key:<20} {fmt(value, units.get(key, 'eV'))}")
+    for name, region in result[f"{scheme}_parts"].get("by_sampling", {}).items():
+        where = f"{region['n_sampled']} atoms beyond {region['sampling_radius']:.3f} Å"
+        print(f"  {name:<26} total {fmt(region['total'])} ({where})")
     print(f"bulk VBM               {fmt(result['vbm'])}")
     print(f"bulk band gap          {fmt(result['band_gap'])}")
 
@@ -143,11 +146,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
     )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
+    fetch = sub.add_parser(
+        "fetch-phases",
+        help="fetch missing competing-phase structures from the Materials Project",
+        description="For every competing phase of CONFIG without a structures/phases/ file, "
+        "fetch the Materials Project entry lowest above the hull (config key "
+        "competing_phases_source.materials_project; API key from the environment variable "
+        "it names) and write it with its Source line. Existing files are never refetched.",
+    )
+    fetch.add_argument("config", type=Path, help="study config (YAML)")
+    fetch.add_argument(
+        "--formula", nargs="+", help="fetch these formulas instead of the config's phase list"
+    )
     return parser
+
+
+def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
+    """``perovskite-defects fetch-phases``: one line per phase, or one error line."""
+    import yaml
+
+    from perovskite_defects.hosts.materials_project import MaterialsProjectError, fetch_for_config
+
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise MaterialsProjectError(f"config file {config_path}: top level must be a mapping")
+        if formulas:
+            raw = {**raw, "competing_phases": list(formulas)}
+        report = fetch_for_config(raw)
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: config file {config_path}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except MaterialsProjectError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for formula, status in report.items():
+        print(f"{formula:<12} {status}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "fetch-phases":
+        return fetch_phases_command(args.config, args.formula)
     if args.command == "correct":
         if len(args.dielectric) not in (1, 3):
             print("error: --dielectric takes one value or three values", file=sys.stderr)

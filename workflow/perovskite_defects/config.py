@@ -226,9 +226,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for i, phase in enumerate(phases):
         if not (PHASES_DIR / f"{phase}.cif").is_file():
             available = sorted(p.stem for p in PHASES_DIR.glob("*.cif"))
+            fetch = (
+                "; fetch it with `perovskite-defects fetch-phases CONFIG`"
+                if (config.get("competing_phases_source") or {}).get("materials_project")
+                is not None
+                else ""
+            )
             raise ConfigError(
                 f"config key 'competing_phases.{i}': no structure file structures/phases/"
-                f"{phase}.cif (available: {available})"
+                f"{phase}.cif (available: {available}){fetch}"
             )
         _check_phase_file(phase, i)
     covered = set().union(*(_element_set(p) for p in phases)) if phases else set()

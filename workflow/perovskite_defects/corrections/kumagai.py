@@ -14,16 +14,22 @@ The method, for a defect of charge q in a supercell with dielectric tensor eps:
   electrostatic-potential change at the atomic site minus the potential of the same
   periodic point charge. Atoms are matched between the two cells by periodic position,
   never by index, so the atom order of either calculation does not matter.
-- The mean of dV over the atoms outside the sphere inscribed in the supercell's
-  Wigner-Seitz cell, centred on the defect, is the alignment potential.
+- The mean of dV over the atoms outside a sphere centred on the defect is the alignment
+  potential. Its radius by default is pydefect's (half the largest distance between
+  opposite faces of the supercell); the sphere inscribed in the Wigner-Seitz cell is the
+  other choice (:mod:`~perovskite_defects.corrections.sampling` says why and how they
+  differ). Both are computed and reported; ``sampling`` picks the one in ``total``.
 - ``total = point_charge - q * mean(dV)``, ADDED to the formation energy, as for
   :class:`~perovskite_defects.corrections.freysoldt.FNVResult`.
 
-For the CdTe V_Cd^-2 reference (eps = 9.13, 64-atom cell) it gives 0.75086 eV against
-0.7509 from doped 3.2.1: point charge 0.683886 eV (the analytic Madelung value for the cell's
-L = 13.086768 Å, to 1e-7 eV), alignment -0.06697 eV (mean dV = +0.033485 V over 33 of the 63
-atoms beyond 6.5434 Å), error 0.0053 eV (doped: 0.005). Listing the atoms of both runs in
-another order changes nothing (difference 0.0 eV).
+For the CdTe V_Cd^-2 reference (eps = 9.13, 64-atom cubic cell, both radii L/2 =
+6.5434 Å) it gives 0.74901 eV against 0.7509 from doped 3.2.1: point charge 0.683886 eV
+(the analytic Madelung value for L = 13.086768 Å, to 1e-7 eV), alignment -0.06512 eV (mean
+dV = +0.032560 V over the 32 atoms beyond L/2), error 0.0051 eV (doped: 0.005). The 1.9 meV
+to doped is the three Cd atoms lying exactly at L/2: doped/pydefect sampled one of them
+by floating-point rounding (33 atoms: 0.75086 eV), this code samples none (see
+:data:`~perovskite_defects.corrections.sampling.ON_SPHERE_TOL`). Listing the atoms of
+both runs in another order changes nothing (difference 0.0 eV).
 """
 
 from __future__ import annotations
@@ -37,6 +43,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from perovskite_defects.corrections.freysoldt import LATTICE_RTOL, _dielectric_argument
+from perovskite_defects.corrections.sampling import (
+    DEFAULT_SAMPLING,
+    SAMPLING_REGIONS,
+    SampledAlignment,
+    lattice_points,
+    outside,
+    sampling_radius,
+)
+from perovskite_defects.corrections.sampling import (
+    inscribed_sphere_radius as inscribed_sphere_radius,  # re-exported (trap_classes)
+)
 from perovskite_defects.corrections.sites import _as_structure, _default_tol, locate_defect
 
 if TYPE_CHECKING:
@@ -68,11 +85,14 @@ class EFNVResult:
         error: |q| x the standard error of the mean of dV over the sampling region
             (std with ddof=1 over sqrt(n_sampled)): the statistical uncertainty of the
             alignment, the quantity doped reports (0.005 eV for the CdTe reference). The
-            plain spread, |q| x std(dV), is larger (0.030 eV there); get it from
+            plain spread, |q| x std(dV), is larger (0.028 eV there); get it from
             ``site_delta_v[sampled]`` when a stricter flatness test is wanted.
-        sampling_radius: radius (Å) of the sphere inscribed in the Wigner-Seitz cell around
-            the defect; atoms beyond it are sampled.
+        sampling_radius: radius (Å) of the sphere around the defect beyond which atoms are
+            sampled (atoms on it are not), for the region named by ``sampling``.
         n_sampled: number of atoms in the sampling region.
+        sampling: which sphere: one of
+            :data:`~perovskite_defects.corrections.sampling.SAMPLING_REGIONS`.
+        sampling_radii: the radius of every sampling region, for :meth:`by_sampling`.
         charge: defect charge q in e.
         defect_frac_coords: defect position used (fractional, defect cell).
         site_distances: distance (Å, minimum image) from the defect of every matched atom,
@@ -90,6 +110,8 @@ class EFNVResult:
     n_sampled: int
     charge: int
     defect_frac_coords: tuple[float, float, float]
+    sampling: str
+    sampling_radii: dict[str, float] = field(compare=False)
     site_distances: np.ndarray = field(repr=False, compare=False)
     site_delta_v: np.ndarray = field(repr=False, compare=False)
     site_model: np.ndarray = field(repr=False, compare=False)
@@ -97,7 +119,16 @@ class EFNVResult:
     @property
     def sampled(self) -> np.ndarray:
         """Boolean mask of the per-site arrays: True for atoms in the sampling region."""
-        return self.site_distances > self.sampling_radius
+        return outside(self.site_distances, self.sampling_radius)
+
+    def by_sampling(self) -> dict[str, dict[str, Any]]:
+        """The alignment and total of every sampling region (None where < 2 atoms)."""
+        return {
+            name: SampledAlignment.of(
+                name, radius, self.site_distances, self.site_delta_v, self.charge
+            ).to_dict(self.charge, self.point_charge)
+            for name, radius in self.sampling_radii.items()
+        }
 
     def summary(self) -> dict[str, Any]:
         """The numbers (no plotting arrays) as plain JSON-ready values, energies in eV."""
@@ -109,10 +140,12 @@ class EFNVResult:
             "error": float(self.error),
             # |q| x std of the site dV in the sampling region: the plain spread
             "spread": float(abs(self.charge) * np.std(self.site_delta_v[self.sampled])),
+            "sampling": self.sampling,
             "sampling_radius": float(self.sampling_radius),
             "n_sampled": int(self.n_sampled),
             "charge": int(self.charge),
             "defect_frac_coords": [float(f) for f in self.defect_frac_coords],
+            "by_sampling": self.by_sampling(),
         }
 
 
@@ -124,6 +157,7 @@ def efnv_correction(
     bulk_structure: Structure | dict[str, Any],
     defect_structure: Structure | dict[str, Any],
     defect_frac_coords: Sequence[float] | np.ndarray | None = None,
+    sampling: str = DEFAULT_SAMPLING,
 ) -> EFNVResult:
     """Kumagai-Oba (eFNV) correction from the site potentials of bulk and defect cells.
 
@@ -139,6 +173,9 @@ def efnv_correction(
         defect_structure: the same supercell with the defect, atoms in any order.
         defect_frac_coords: defect position (fractional); default from
             :func:`~perovskite_defects.corrections.locate_defect`.
+        sampling: the sphere beyond which atoms are sampled: "half_max_face_distance"
+            (pydefect's, the default) or "ws_inscribed_sphere"; both are reported in
+            :meth:`EFNVResult.summary`.
 
     Returns:
         An :class:`EFNVResult`; add ``result.total`` to the formation energy.
@@ -147,6 +184,8 @@ def efnv_correction(
         ValueError: mismatched potentials and structures, different cells, bad dielectric,
             or fewer than two atoms outside the sampling sphere.
     """
+    if sampling not in SAMPLING_REGIONS:
+        raise ValueError(f"eFNV sampling {sampling!r} is not one of {', '.join(SAMPLING_REGIONS)}")
     bulk = _as_structure(bulk_structure)
     defect = _as_structure(defect_structure)
     bulk_pot = _site_potentials(bulk_site_potentials, len(bulk), "bulk")
@@ -175,18 +214,18 @@ def efnv_correction(
     ewald = AnisotropicEwald(lattice, eps)
     model = charge * COULOMB_EV_ANGSTROM * ewald.potential(offsets @ lattice)
     site_dv = dft_diff - model
-    radius = inscribed_sphere_radius(lattice)
-    sampled = distances > radius
-    n_sampled = int(sampled.sum())
-    if n_sampled < 2:  # one value has no standard error, none has no mean
+    radii = {name: sampling_radius(lattice, name) for name in SAMPLING_REGIONS}
+    radius = radii[sampling]
+    chosen = SampledAlignment.of(sampling, radius, distances, site_dv, charge)
+    n_sampled = chosen.n_sampled
+    if chosen.delta_v is None or chosen.error is None:  # fewer than 2 atoms: no std error
         raise ValueError(
-            f"only {n_sampled} atom(s) lie beyond the sampling radius {radius:.3f} Å from the "
-            "defect: the supercell is too small for the eFNV correction"
+            f"only {n_sampled} atom(s) lie beyond the sampling radius {radius:.3f} Å "
+            f"({sampling}) from the defect: the supercell is too small for the eFNV correction"
         )
-    delta_v = float(np.mean(site_dv[sampled]))
+    delta_v, error = chosen.delta_v, chosen.error
     point_charge = charge * charge * ewald.lattice_energy()
     alignment = charge * delta_v
-    error = abs(charge) * float(np.std(site_dv[sampled], ddof=1)) / math.sqrt(n_sampled)
     if error > ERROR_WARN_EV:
         log.warning(
             "eFNV correction for q=%+d is uncertain: error %.3f eV from %d sites beyond "
@@ -206,6 +245,8 @@ def efnv_correction(
         n_sampled=n_sampled,
         charge=int(charge),
         defect_frac_coords=frac,  # type: ignore[arg-type]
+        sampling=sampling,
+        sampling_radii=radii,
         site_distances=distances,
         site_delta_v=site_dv,
         site_model=model,
@@ -291,7 +332,7 @@ class AnisotropicEwald:
             alpha = math.sqrt(math.pi) / (self.volume / self.sqrt_det) ** (1.0 / 3.0)
         self.alpha = float(alpha)
         recip = 2.0 * math.pi * np.linalg.inv(self.lattice).T  # rows are b_i, a_i.b_j = 2pi
-        g_vectors = _lattice_points(recip, self.eps, 2.0 * self.alpha * EWALD_CUTOFF)
+        g_vectors = lattice_points(recip, self.eps, 2.0 * self.alpha * EWALD_CUTOFF)
         g_eps_g = np.einsum("ij,jk,ik->i", g_vectors, self.eps, g_vectors)
         self._g_vectors = g_vectors
         self._g_weights = (
@@ -305,7 +346,7 @@ class AnisotropicEwald:
         reach = float(np.sqrt(np.einsum("ij,jk,ik->i", r, self.eps_inv, r).max(initial=0.0)))
         # Every image within the erfc cutoff of any r: the offsets are not wrapped in the
         # eps metric, so widen the search sphere by the largest |r|_eps.
-        lattice_vectors = _lattice_points(
+        lattice_vectors = lattice_points(
             self.lattice, self.eps_inv, EWALD_CUTOFF / self.alpha + reach, include_origin=True
         )
         shifted = r[:, None, :] + lattice_vectors[None, :, :]
@@ -318,7 +359,7 @@ class AnisotropicEwald:
 
     def self_potential(self) -> float:
         """lim r->0 of phi(r) minus the bare screened Coulomb term, e/Å (negative)."""
-        lattice_vectors = _lattice_points(self.lattice, self.eps_inv, EWALD_CUTOFF / self.alpha)
+        lattice_vectors = lattice_points(self.lattice, self.eps_inv, EWALD_CUTOFF / self.alpha)
         dist = np.sqrt(np.einsum("ij,jk,ik->i", lattice_vectors, self.eps_inv, lattice_vectors))
         real = float((_erfc(self.alpha * dist) / dist).sum()) / self.sqrt_det
         recip = float(self._g_weights.sum())
@@ -328,34 +369,6 @@ class AnisotropicEwald:
     def lattice_energy(self) -> float:
         """E_lat per unit charge squared, eV: -(1/2) x self potential (positive)."""
         return -0.5 * COULOMB_EV_ANGSTROM * self.self_potential()
-
-
-def inscribed_sphere_radius(lattice: Sequence[Sequence[float]] | np.ndarray) -> float:
-    """Radius (Å) of the sphere inscribed in the Wigner-Seitz cell: half the shortest lattice
-    vector, found exactly whatever the cell shape (no reduced basis needed)."""
-    matrix = np.asarray(lattice, dtype=float)
-    shortest_basis = float(np.linalg.norm(matrix, axis=1).min())
-    points = _lattice_points(matrix, np.eye(3), shortest_basis * (1.0 + 1e-9))
-    return 0.5 * float(np.linalg.norm(points, axis=1).min())
-
-
-def _lattice_points(
-    basis: np.ndarray, metric: np.ndarray, cutoff: float, *, include_origin: bool = False
-) -> np.ndarray:
-    """All points n @ basis (integer n) with (n @ basis) . metric . (n @ basis) <= cutoff^2.
-
-    The integer box |n_i| <= cutoff * sqrt((M^-1)_ii), M = basis . metric . basis^T, holds
-    every point of the ellipsoid, so the search is exact for any cell shape.
-    """
-    gram = basis @ metric @ basis.T
-    bounds = np.floor(cutoff * np.sqrt(np.diag(np.linalg.inv(gram))) + 1e-9).astype(int)
-    axes = [np.arange(-b, b + 1) for b in bounds]
-    ints = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    norms = np.einsum("ij,jk,ik->i", ints, gram, ints)
-    keep = norms <= cutoff * cutoff
-    if not include_origin:
-        keep &= np.any(ints != 0, axis=1)
-    return ints[keep] @ basis
 
 
 def _erfc(x: np.ndarray) -> np.ndarray:

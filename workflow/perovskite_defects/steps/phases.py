@@ -109,6 +109,22 @@ def chemical_potentials(
             f"Competing phases made of these elements but not computed (shipped in "
             f"structures/phases/): {unlisted}; the limits may be too wide without them."
         )
+    limits.notes.extend(_absent_phase_notes(limits, plan.elements, unlisted))
     limits.write_json(out_json)
     for note in limits.notes:
         log.warning(note)
+
+
+def _absent_phase_notes(limits: Any, elements: set[str], unlisted: list[str]) -> list[str]:
+    """Which limits each phase of the host's system left out could move, and how far."""
+    from perovskite_defects.thermodynamics.absent_phases import (
+        absent_phase_notes,
+        unsourced_phases,
+    )
+
+    absent = {
+        p: "shipped in structures/phases/ but not listed in competing_phases" for p in unlisted
+    }
+    for phase in unsourced_phases(elements, cfg.shipped_phases()):
+        absent[phase] = "no structure file from a citable source in structures/phases/"
+    return absent_phase_notes(limits, absent)

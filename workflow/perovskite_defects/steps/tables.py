@@ -114,7 +114,7 @@ def tables(
             data = json.loads(states_file.read_text())
             if data.get("character"):
                 data.pop("deepest_state_depth", None)
-                keep = {k: data[k] for k in DefectStates.__dataclass_fields__}
+                keep = {k: data[k] for k in DefectStates.__dataclass_fields__ if k in data}
                 keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
                 states[(cell.name, record.charge)] = DefectStates(**keep)
         provenance.append(_provenance(record, directory / RECORD) | {"correction": corr})
@@ -141,6 +141,11 @@ def tables(
         f"Levels within {threshold} eV of a band edge are shallow, further inside the gap "
         "deep, outside the gap resonant. 'states of q': localized = a defect state inside "
         "the bulk gap; donor/acceptor PHS = carriers in perturbed host (band-like) states.",
+        "The class follows the states (as in pydefect and doped): a level whose q' holds its "
+        "extra electron in a donor PHS, or whose q holds its hole in an acceptor PHS, is "
+        "shallow wherever its position; 'class by position' is the position-only verdict. "
+        "Band filling of a PHS charge state (Lany & Zunger, PRB 78, 235104 (2008)) is "
+        "shown, not applied.",
     ]
     write_csv(fe_rows, out_dir / "formation_energies.csv")
     write_markdown(

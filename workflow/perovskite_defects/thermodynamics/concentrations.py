@@ -29,13 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from perovskite_defects.thermodynamics.fermi_solver import (
+from perovskite_defects.thermodynamics.carriers import (
     BandModel,
-    DefectSpecies,
     EffectiveMassBands,
+    dos_bands_from_eigenvalues,
+)
+from perovskite_defects.thermodynamics.fermi_solver import (
+    DefectSpecies,
     FermiSolution,
     QuenchedSolution,
-    dos_bands_from_eigenvalues,
     solve_fermi_level,
     solve_quenched,
 )

@@ -24,6 +24,23 @@ misses the edge point of the defect cell cannot fake an in-gap state):
 
 Unlike pydefect we have no participation ratio or orbital similarity, so a localized state
 that happens to lie inside a band is not detected; the in-gap test is the conservative part.
+
+The class of a level follows the states behind it, as in pydefect and doped: when the
+electron-rich charge state q' of a level q/q' puts its extra electron into a perturbed-host
+(conduction-band-like) state, q' is really "q plus a free electron", the defect is a shallow
+donor and the level is not a trap, wherever the energy difference happens to place it in a
+finite supercell; likewise a hole of q in a valence-band-like state makes a shallow acceptor.
+Such a level's class is ``shallow`` whatever its position, and the table says why
+(``class from``). Otherwise the position decides.
+
+Band filling: carriers in host band states of a finite supercell fill states above the
+band edge (the defect cell's own dispersion, and a mean-value k-point that is not the edge
+point), which raises the energy of that charge state. The estimate of Lany and Zunger,
+PRB 78, 235104 (2008), Eq. (4) (the same as pymatgen-analysis-defects' and doped's band-filling
+correction), E_bf = -sum_nk w_k f_nk (e_nk - CBM) over occupied states above the aligned bulk
+CBM (and -sum_nk w_k (1 - f_nk) (VBM - e_nk) over holes below the VBM), is recorded per charge
+state and shown in the tables; it is not added to the formation energy, because a PHS charge
+state is a shallow-donor or -acceptor state whose level the table already calls shallow.
 """
 
 from __future__ import annotations
@@ -97,6 +114,9 @@ class DefectStates:
         potential_shift: electron potential energy shift far from the defect (defect - bulk)
             removed from the defect eigenvalues (eV).
         bulk_vbm, bulk_cbm: bulk edges at the compared k-points (eV).
+        band_filling: Lany-Zunger band-filling estimate of carriers in host band states
+            (eV, to be added to this charge state's energy; 0 when there are none). Recorded,
+            not applied (see the module docstring).
     """
 
     character: str
@@ -104,6 +124,7 @@ class DefectStates:
     potential_shift: float
     bulk_vbm: float
     bulk_cbm: float
+    band_filling: float = 0.0
 
     @property
     def deepest_state_depth(self) -> float | None:
@@ -172,7 +193,38 @@ def defect_state_character(
         character = ACCEPTOR_PHS
     else:
         character = NO_STATE
-    return DefectStates(character, states, float(potential_shift), vbm, cbm)
+    filling = band_filling(e, defect.occupations, defect.weights, defect.spin_degeneracy, vbm, cbm)
+    return DefectStates(character, states, float(potential_shift), vbm, cbm, filling)
+
+
+def band_filling(
+    energies: np.ndarray,
+    occupations: np.ndarray,
+    weights: np.ndarray,
+    spin_degeneracy: float,
+    vbm: float,
+    cbm: float,
+) -> float:
+    """Lany-Zunger band-filling estimate (eV) of carriers in host band states.
+
+    Args:
+        energies: aligned defect-cell eigenvalues, shape (n_spins, n_kpoints, n_bands).
+        occupations: electrons per state, same shape.
+        weights: k-point weights, shape (n_kpoints,), summing to 1 (zero-weight points,
+            which did not enter the density, do not count).
+        spin_degeneracy: electrons per full state (2 restricted, 1 per spin channel).
+        vbm, cbm: the bulk band edges on the same energy scale.
+
+    Returns:
+        -sum w_k f (e - CBM) over electrons above the CBM plus -sum w_k (1 - f) (VBM - e)
+        over holes below the VBM: negative or zero, to be added to the defect energy.
+    """
+    w = np.asarray(weights, dtype=float)[None, :, None]
+    e = np.asarray(energies, dtype=float)
+    occ = np.asarray(occupations, dtype=float)
+    electrons = np.where(e > cbm, occ * (e - cbm), 0.0)
+    holes = np.where(e < vbm, (spin_degeneracy - occ) * (vbm - e), 0.0)
+    return float(-np.sum(w * (electrons + holes)))
 
 
 # --- table columns ----------------------------------------------------------------------------
@@ -181,8 +233,31 @@ NEAREST_EDGE = "nearest edge"
 EDGE_DEPTH = "depth from nearest edge (eV)"
 IN_GAP = "in gap"
 TRAP_CLASS = "class"
+POSITION_CLASS = "class by position"
+CLASS_FROM = "class from"
 STATES_Q = "states of q"
 STATES_QP = "states of q'"
+BAND_FILLING = "band filling of PHS state (eV)"
+
+
+def state_consistent_class(
+    position: LevelClass, states_q: DefectStates | None, states_qp: DefectStates | None
+) -> tuple[str, str]:
+    """Class of a level q/q' and what decided it, given the states of q and q'.
+
+    A donor PHS in q' (the extra electron in a conduction-band-like state) or an acceptor
+    PHS in q (the hole in a valence-band-like state) makes the level shallow: the carrier is
+    free, not trapped. Otherwise the position in the gap decides.
+    """
+    if states_qp is not None and states_qp.character == DONOR_PHS:
+        return SHALLOW, "states: q' donor PHS (shallow donor)"
+    if states_q is not None and states_q.character == ACCEPTOR_PHS:
+        return SHALLOW, "states: q acceptor PHS (shallow acceptor)"
+    if states_q is None or states_qp is None:
+        return position.trap_class, "position (states not analysed)"
+    if position.trap_class == DEEP and LOCALIZED not in (states_q.character, states_qp.character):
+        return DEEP, "position (no localized state in either charge state: check)"
+    return position.trap_class, "position"
 
 
 def transition_level_rows(
@@ -203,23 +278,31 @@ def transition_level_rows(
     it = iter(flat)
     for row in rows:
         if row["level above VBM (eV)"] is None:
-            row.update({NEAREST_EDGE: None, EDGE_DEPTH: None, IN_GAP: None, TRAP_CLASS: None})
+            row.update({NEAREST_EDGE: None, EDGE_DEPTH: None, IN_GAP: None})
+            row.update({POSITION_CLASS: None, TRAP_CLASS: None, CLASS_FROM: None})
             # no level: still say what each computed charge state's states are
             chars = sorted(
                 ((q, st.character) for (n, q), st in states.items() if n == row["defect"]),
                 reverse=True,
             )
             text = "; ".join(f"{format_charge(q)}: {c}" for q, c in chars)
-            row.update({STATES_Q: text or None, STATES_QP: None})
+            row.update({STATES_Q: text or None, STATES_QP: None, BAND_FILLING: None})
             continue
         lev = next(it)
         cls = classify_level(lev.level, gap, shallow_threshold)
         row[NEAREST_EDGE] = cls.nearest_edge
         row[EDGE_DEPTH] = cls.depth
         row[IN_GAP] = cls.in_gap
-        row[TRAP_CLASS] = cls.trap_class
         name = row["defect"]
-        for key, q in ((STATES_Q, lev.q), (STATES_QP, lev.q_prime)):
-            found = states.get((name, q))
+        found_q, found_qp = states.get((name, lev.q)), states.get((name, lev.q_prime))
+        row[POSITION_CLASS] = cls.trap_class
+        row[TRAP_CLASS], row[CLASS_FROM] = state_consistent_class(cls, found_q, found_qp)
+        for key, found in ((STATES_Q, found_q), (STATES_QP, found_qp)):
             row[key] = found.character if found is not None else None
+        fillings = [
+            f"{format_charge(q)}: {found.band_filling:+.3f}"
+            for q, found in ((lev.q, found_q), (lev.q_prime, found_qp))
+            if found is not None and found.character in (DONOR_PHS, ACCEPTOR_PHS)
+        ]
+        row[BAND_FILLING] = "; ".join(fillings) or None
     return rows
