@@ -15,6 +15,7 @@ include: "workflow/rules/hosts.smk"
 include: "workflow/rules/phases.smk"
 include: "workflow/rules/defects.smk"
 include: "workflow/rules/calculations.smk"
+include: "workflow/rules/spin_orbit.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/plots.smk"
 

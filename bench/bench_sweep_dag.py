@@ -48,7 +48,8 @@ SWEEP = {
             "x": [0, 0.25, 0.375, 0.5, 0.75, 1],
         }
     },
-    # the default defect set (schema default: V_X, V_A, V_B, Na_A, Na_B, Na_i)
+    # the default defect set (schema default: V_X, V_A, V_B, Na_A, Na_B, Na_i and, since
+    # issue 12, the natives X_i, B_i, A_i, X_B, B_X, A_B, B_A)
     "competing_phases": [
         "Cs", "Pb", "Sn", "Na", "I2", "Br2", "Cl2", "C", "H2", "N2",
         "CsI", "CsBr", "CsCl", "PbI2", "Cs2SnI6", "NaI", "NaBr", "NaCl",
@@ -90,11 +91,9 @@ def vacancy_jobs(multiples: list[int]) -> dict:
     """V_X structures of a 50 % Sn SQS: site classes against one per (distinct) site."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from perovskite_defects.defects.site_classes import (
-        DefectRequest,
-        build_defect_set,
-        default_charges,
-    )
+    from perovskite_defects.defects.manifest import DefectRequest
+    from perovskite_defects.defects.names import default_charges
+    from perovskite_defects.defects.site_classes import build_defect_set
     from perovskite_defects.hosts.composition import choose_supercell, parse_composition
     from perovskite_defects.hosts.perovskite import build_host
 

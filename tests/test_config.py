@@ -18,7 +18,8 @@ def test_defaults_fill_the_default_study() -> None:
     assert host["min_image_distance"] == 12.0 and host["relax"] is True
     # The default defect set is role-based, so it fits every composition of a sweep.
     names = [d["name"] for d in config["defects"]]
-    assert names == ["V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i"]
+    assert names[:6] == ["V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i"]
+    assert names[6:] == ["X_i", "B_i", "A_i", "X_B", "B_X", "A_B", "B_A"]  # natives
     assert config["defects"][0]["site_index"] == 0
     assert cfg.host_name(config) == "CsPbI3"
 

@@ -14,8 +14,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from perovskite_defects.defects.manifest import DefectRequest
 from perovskite_defects.defects.site_classes import (
-    DefectRequest,
     _interstitial_types,
     build_defect_set,
     parent_cell_of,

@@ -244,7 +244,7 @@ def test_relaxed_alloy_supercell_with_cp2k(tmp_path: Path, cp2k_binary: str) -> 
     bulk = Structure.from_dict(info["structure"])
     assert np.allclose(bulk.lattice.matrix, relaxed.lattice.matrix)
     # a defect supercell is built in the relaxed cell
-    from perovskite_defects.defects.site_classes import read_manifest
+    from perovskite_defects.defects.manifest import read_manifest
 
     entry = read_manifest(results / "defects")[0]
     defect = f"{base}/defects/{entry.id}_q0/calc.json"

@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perovskite_defects.defects.site_classes import (
-    DefectRequest,
-    build_defect_set,
-    default_charges,
-    read_manifest,
-    write_manifest,
-)
+from perovskite_defects.defects.manifest import DefectRequest, read_manifest, write_manifest
+from perovskite_defects.defects.names import default_charges
+from perovskite_defects.defects.site_classes import build_defect_set
 from perovskite_defects.hosts.composition import choose_supercell, parse_composition
 from perovskite_defects.hosts.molecules import formamidinium, methylammonium
 from perovskite_defects.hosts.perovskite import (

@@ -45,7 +45,7 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
     assert min(ends.values()) < bulk["lattice_constant"] < max(ends.values())
 
     # Manifests: the alloy's iodide sites fall into B-neighbour classes, one structure each.
-    from perovskite_defects.defects.site_classes import read_manifest
+    from perovskite_defects.defects.manifest import read_manifest
 
     pure = read_manifest(results / "CsPbI3/defects")
     mixed = read_manifest(results / "CsSn0.5Pb0.5I3/defects")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,13 +114,15 @@ class DefectSpec:
 _NAME = re.compile(r"^(?:(V)_([A-Z][a-z]?)|([A-Z][a-z]?)_([A-Z][a-z]?|i))$")
 
 
-def parse_defect(entry: Mapping[str, Any]) -> DefectSpec:
+def parse_defect(entry: Mapping[str, Any], host: Collection[str] = ()) -> DefectSpec:
+    """The DefectSpec of a config entry; ``host`` (its species names) decides which
+    interstitials and antisites are native for the charge rule (defects/names.py)."""
     match = _NAME.match(entry["name"])
     if not match:
         raise ConfigError(f"config key 'defects': {entry['name']!r} is not a defect name")
-    from perovskite_defects.defects.site_classes import default_charges
+    from perovskite_defects.defects.names import default_charges
 
-    charges = tuple(int(q) for q in (entry.get("charges") or default_charges(entry["name"])))
+    charges = tuple(int(q) for q in (entry.get("charges") or default_charges(entry["name"], host)))
     index = int(entry.get("site_index", 0))
     if match.group(1):
         return DefectSpec(entry["name"], "vacancy", None, match.group(2), charges, index)
@@ -149,7 +151,8 @@ def host_species(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def defect_specs(config: Mapping[str, Any]) -> list[DefectSpec]:
-    return [parse_defect(entry) for entry in config["defects"]]
+    host = {v for v in host_species(config).values() if isinstance(v, str)}
+    return [parse_defect(entry, host) for entry in config["defects"]]
 
 
 def _element_set(formula: str) -> set[str]:
@@ -193,10 +196,12 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(str(err)) from err
     from pymatgen.core.periodic_table import Element
 
+    from perovskite_defects.defects.names import ROLES
+
     for i, entry in enumerate(config["defects"]):
         for part in entry["name"].split("+"):
             head = part.split("_")[0]
-            known = ("V", "Cs", "FA", "MA", "Pb", "Sn")
+            known = ("V", "Cs", "FA", "MA", "Pb", "Sn", *ROLES)
             if head not in known and not Element.is_valid_symbol(head):
                 raise ConfigError(f"config key 'defects.{i}.name': {head!r} is not an element")
             _, _, tail = part.partition("_")
@@ -206,6 +211,12 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
     _check_charges(config, hosts)
     _check_engine_settings(config)
+    from perovskite_defects.thermodynamics.spin_orbit_edges import check_config as check_soc
+
+    try:
+        check_soc(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if config.get("chemical_potentials"):
         # Given limits replace the competing phases (none is computed): see user_chempots.py.
         from perovskite_defects.thermodynamics.given_limits import (
@@ -260,11 +271,11 @@ def nominal_charges(name: str) -> set[int]:
 
     Vacancy of an ion with oxidation state o: -o; substitution D on S: o(D) - o(S);
     interstitial D: o(D); a complex sums its parts. Host ions take their formal states
-    (defect_sets.OXIDATION: A+ B2+ X-, Na+); other dopants every common oxidation state.
+    (defects/names.py OXIDATION: A+ B2+ X-, Na+); other dopants every common oxidation state.
     """
     from pymatgen.core.periodic_table import Element
 
-    from perovskite_defects.defects.site_classes import OXIDATION, _parse
+    from perovskite_defects.defects.names import OXIDATION, parse_name
 
     def states(el: str | None) -> set[int]:
         if el is None:
@@ -275,7 +286,7 @@ def nominal_charges(name: str) -> set[int]:
 
     total = {0}
     for part in name.split("+"):
-        _, species, site = _parse(part)
+        _, species, site = parse_name(part)
         total = {t + a - r for t in total for a in states(species) for r in states(site)}
     return total
 
@@ -285,21 +296,26 @@ def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
 
     A charge more than CHARGE_WINDOW away from every nominal charge (e.g. V_I in -3: an
     iodide vacancy that binds four extra electrons) has no bound state in a halide
-    perovskite; computing it would only produce a delocalised, meaningless number.
+    perovskite; computing it would only produce a delocalised, meaningless number. The
+    charges of the documented rule (defects/names.py) are always accepted: writing the
+    default out must not turn it into an error (V_Pb +1, Pb_I -1 lie 3-4 from q0).
     """
-    from perovskite_defects.defects.site_classes import concrete_names
+    from perovskite_defects.defects.names import concrete_names, default_charges
 
     for i, entry in enumerate(config["defects"]):
         for host in hosts:
+            species: set[str] = set()
             if host.framework != "perovskite":  # element names only: no role expansion
                 names = [entry["name"]]
             else:
                 comp = host.composition
                 names = concrete_names(entry["name"], comp.a, comp.b_species, comp.x_species)
+                species = {comp.a, *comp.b_species, *comp.x_species}
             for name in names:
                 nominal = nominal_charges(name)
+                by_rule = set(default_charges(name, species)) if species else set()
                 for j, q in enumerate(entry.get("charges") or []):
-                    if min(abs(q - n) for n in nominal) > CHARGE_WINDOW:
+                    if q not in by_rule and min(abs(q - n) for n in nominal) > CHARGE_WINDOW:
                         raise ConfigError(
                             f"config key 'defects.{i}.charges.{j}': charge {q:+d} makes no "
                             f"sense for {name} (nominal charge(s) {sorted(nominal)}; allowed "

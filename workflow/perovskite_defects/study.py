@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from perovskite_defects.defects.site_classes import (
+from perovskite_defects.defects.manifest import DefectRequest
+from perovskite_defects.defects.names import (
     MOLECULE_FORMULA,
-    DefectRequest,
     concrete_names,
+    own_site,
     site_species_missing,
 )
 from perovskite_defects.hosts.composition import (
@@ -266,12 +267,18 @@ def check_defects(config: Mapping[str, Any], hosts: list[Any]) -> set[str]:
             names = concrete_names(req.name, comp.a, comp.b_species, comp.x_species)
             species = {comp.a, *comp.b_species, *comp.x_species}
             for name in names:
+                same = own_site(name)
+                if same:
+                    raise CompositionError(
+                        f"config key 'defects.{i}.name': {req.name!r} gives {same} in "
+                        f"{host.name}, a species on its own site"
+                    )
                 missing = site_species_missing(name, species)
                 if missing:
                     raise CompositionError(
                         f"config key 'defects.{i}.name': {req.name!r} uses the site of "
                         f"{missing[0]}, which is not in the host {host.name} (host species: "
-                        f"{sorted(species)}; in a sweep use V_X, V_A, V_B, Na_A, Na_B)"
+                        f"{sorted(species)}; in a sweep use role names: V_X, V_B, Na_B, B_X ...)"
                     )
                 for part in name.split("+"):
                     head = part.split("_")[0]

@@ -12,6 +12,7 @@ rule defect_analysis:
     output:
         correction="results/{study}/{host}/defects/{defect}_q{charge}/correction.json",
         states="results/{study}/{host}/defects/{defect}_q{charge}/defect_states.json",
+        local_environment="results/{study}/{host}/defects/{defect}_q{charge}/local_environment.json",
     log:
         "logs/{study}/{host}/defects/{defect}_q{charge}/analysis.log",
     conda:
@@ -28,14 +29,22 @@ rule defect_analysis:
 rule tables:
     input:
         unpack(defect_table_inputs),
+        unpack(soc_table_inputs),
         bulk="results/{study}/{host}/bulk/record.json",
         chempots="results/{study}/{host}/chemical_potentials.json",
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",
-            name=HOST_TABLE_NAMES,
+            name=HOST_TABLE_NAMES + SOC_TABLE_NAMES,
             ext=("csv", "md"),
         ),
+        local_environment=report(
+            "results/{study}/{host}/tables/local_environment.csv",
+            caption="../report/local_environment.rst",
+            category="Local environment",
+            subcategory="{host}",
+        ),
+        local_environment_md="results/{study}/{host}/tables/local_environment.md",
         levels_json="results/{study}/{host}/tables/levels.json",
         provenance="results/{study}/{host}/tables/provenance.json",
     log:

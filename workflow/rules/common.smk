@@ -12,7 +12,7 @@ from perovskite_defects import config as pd_config
 from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
-from perovskite_defects.defects.site_classes import manifest_jobs
+from perovskite_defects.defects.manifest import manifest_jobs
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
@@ -78,12 +78,14 @@ def defect_dirs(wildcards):
 
 
 def defect_table_inputs(wildcards):
-    """Records, corrections and defect states of every defect of a host (its manifest)."""
+    """Records, corrections, defect states and local environments of every defect of a
+    host (its manifest)."""
     dirs = defect_dirs(wildcards)
     return {
         "records": [f"{d}/record.json" for d in dirs],
         "corrections": [f"{d}/correction.json" for d in dirs],
         "states": [f"{d}/defect_states.json" for d in dirs],
+        "local_environments": [f"{d}/local_environment.json" for d in dirs],
     }
 
 

@@ -7,4 +7,4 @@ with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
     bulk_dir = Path(snakemake.input.bulk).parent  # noqa: F821
     defect_dir = Path(snakemake.input.defect).parent  # noqa: F821
     out = snakemake.output  # noqa: F821
-    defect_analysis(config, bulk_dir, defect_dir, out.correction, out.states)
+    defect_analysis(config, bulk_dir, defect_dir, out.correction, out.states, out.local_environment)

@@ -12,4 +12,5 @@ with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
         snakemake.params.defect_dirs,  # noqa: F821
         out_dir,
         host=snakemake.wildcards.host,  # noqa: F821
+        soc_shifts=getattr(snakemake.input, "soc", None),  # noqa: F821 (band_edges.soc)
     )

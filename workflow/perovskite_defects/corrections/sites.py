@@ -63,6 +63,28 @@ def locate_defect(
     return "complex", _centroid(np.array(changed))
 
 
+def matched_sites(
+    bulk_structure: Structure | dict[str, Any],
+    defect_structure: Structure | dict[str, Any],
+    *,
+    tol: float | None = None,
+) -> dict[int, int]:
+    """Defect-cell atom index -> bulk atom index of the atoms that sit on a bulk site.
+
+    The same one-to-one assignment as :func:`locate_defect` (any species; within ``tol``,
+    default half the shortest bulk interatomic distance): atoms are paired by position,
+    never by index. Vacant bulk sites and interstitial atoms have no entry.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    bulk = _as_structure(bulk_structure)
+    defect = _as_structure(defect_structure)
+    dist = np.asarray(defect.lattice.get_all_distances(bulk.frac_coords, defect.frac_coords))
+    tol = _default_tol(bulk) if tol is None else tol
+    rows, cols = linear_sum_assignment(dist)
+    return {int(j): int(i) for i, j in zip(rows, cols, strict=True) if dist[i, j] <= tol}
+
+
 def _compare_sites(
     bulk: Structure, defect: Structure, dist: np.ndarray, tol: float
 ) -> tuple[list[int], list[int], list[int]]:

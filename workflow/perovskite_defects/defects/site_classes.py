@@ -1,134 +1,44 @@
-"""Alloy-aware defect sets: site classes, representatives, charge rules and the manifest.
+"""Alloy-aware defect sets: site classes and representatives of every defect of a host.
 
 For a host supercell (any composition) every defect of the config becomes a list of
-*manifest entries*, one per computed structure:
+*manifest entries* (defects/manifest.py), one per computed structure:
 
-* Candidate sites: the atoms of the site species (vacancies, substitutions), or, for
-  interstitials, the Voronoi sites that pymatgen-analysis-defects finds in the ordered
-  parent cell (merged by symmetry and a minimum distance there), mapped to every image in
-  the supercell and pruned where they come closer than ``min_distance`` to an atom (e.g.
-  to the hydrogens of FA/MA).
+* Candidate sites: the atoms of the site species (vacancies, substitutions and antisites),
+  or, for interstitials (Na_i and the native I_i, Pb_i, Sn_i, Cs_i), the Voronoi sites
+  that pymatgen-analysis-defects finds in the ordered parent cell (merged by symmetry and
+  a minimum distance there), mapped to every image in the supercell and pruned where they
+  come closer than ``min_distance`` to an atom (e.g. to the hydrogens of FA/MA).
 * Site classes by local environment: an X site by its two B neighbours (``Pb2``, ``PbSn``,
   ``Sn2``) and, in a mixed halide, its own species (the defect name carries it: V_I, V_Br);
   a B site, in a mixed halide, by its six X neighbours (``I4Br2``); an interstitial by its
   Voronoi site type (``i0``, ``i1``...) and its nearest B atoms. A and pure sublattices form
-  one class.
+  one class. Antisites use the classes of the site they occupy (Pb_I: the X classes).
 * Symmetry: spglib's equivalent atoms (through pymatgen) merge equivalent sites; a class
   holds one or more orbits. ``representatives`` orbits per class are computed (chosen with
   a seeded generator; the member nearest the supercell centre stands for its orbit).
 * Multiplicity: sites of the class per formula unit ABX3 (for concentrations).
 
-Charge states follow a rule from the nominal charge q0 of the defect (oxidation states
-Cs/FA/MA +1, Pb/Sn +2, X -1, Na +1), as in doped/pydefect-style defaults:
-vacancies q0 .. -q0 widened to include -1 .. +1 (V_X {-1,0,+1}, V_B {-2,-1,0,+1},
-V_A {-1,0,+1}); substitutions and interstitials from q0 to 0 (Na_A {0}, Na_B {-1,0},
-Na_i {0,+1}); complexes q0-1 .. q0+1. A charges list in config overrides the rule.
+Names, their expansion per host and the charge rule are in defects/names.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymatgen.core import Structure
 
-OXIDATION = {"Cs": 1, "FA": 1, "MA": 1, "Pb": 2, "Sn": 2, "I": -1, "Br": -1, "Cl": -1, "Na": 1}
-ROLE_NAMES = ("V_X", "V_A", "V_B", "Na_A", "Na_B", "Na_i", "Na_B+V_X")
-HALIDE_SET = ("I", "Br", "Cl")
-B_SET = ("Pb", "Sn")
-MOLECULE_FORMULA = {"FA": {"C": 1, "N": 2, "H": 5}, "MA": {"C": 1, "N": 1, "H": 6}}
-
-
-def nominal_charge(kind: str, species: str | None, site: str | None) -> int:
-    """Nominal charge: oxidation state of what is added minus that of what is removed."""
-    added = OXIDATION.get(species, 0) if species else 0
-    removed = OXIDATION.get(site, 0) if site else 0
-    return added - removed
-
-
-def default_charges(name: str) -> list[int]:
-    """Charge states by the documented rule (see the module docstring), highest first."""
-    parts = name.split("+")
-    if len(parts) > 1:
-        q0 = sum(_nominal_of(p) for p in parts)
-        low, high = q0 - 1, q0 + 1
-    else:
-        kind, species, site = _parse(name)
-        q0 = nominal_charge(kind, species, site)
-        if kind == "vacancy":
-            low, high = min(q0, -1), max(q0, 1)
-        else:
-            low, high = min(q0, 0), max(q0, 0)
-    return list(range(high, low - 1, -1))
-
-
-def _nominal_of(name: str) -> int:
-    kind, species, site = _parse(name)
-    return nominal_charge(kind, species, site)
-
-
-_NAME = re.compile(r"^(?:V_([A-Z][a-zA-Z]?)|([A-Z][a-z]?)_([A-Z][a-zA-Z]?|i))$")
-
-
-def _parse(name: str) -> tuple[str, str | None, str | None]:
-    m = _NAME.match(name)
-    if not m:
-        raise ValueError(f"{name!r} is not a defect name")
-    if m.group(1):
-        return "vacancy", None, m.group(1)
-    if m.group(3) == "i":
-        return "interstitial", m.group(2), None
-    return "substitution", m.group(2), m.group(3)
-
-
-def concrete_names(
-    name: str, a: str, b_species: Sequence[str], x_species: Sequence[str]
-) -> list[str]:
-    """Concrete defect names of a config name in a host: role names expand (V_X -> V_I, V_Br;
-    Na_B -> Na_Pb, Na_Sn; V_A -> V_FA ...), element names stay as they are."""
-    sub = {"X": list(x_species), "B": list(b_species), "A": [a]}
-    out = [""]
-    for part_i, part in enumerate(name.split("+")):
-        head, _, tail = part.partition("_")
-        heads = sub.get(head, [head]) if head != "V" else ["V"]
-        tails = sub.get(tail, [tail])
-        expanded = [f"{h}_{t}" for h in heads for t in tails]
-        out = [f"{o}+{e}" if part_i else e for o in out for e in expanded]
-    return out
-
-
-def site_species_missing(name: str, host_species: set[str]) -> list[str]:
-    """Species whose sites a concrete defect name needs but the host lacks."""
-    missing = []
-    for part in name.split("+"):
-        _, _, site = _parse(part)
-        if site and site not in host_species:
-            missing.append(site)
-    return missing
-
-
-def atoms_added(name: str) -> dict[str, int]:
-    """n_i of the formation energy (molecular cations expanded into their elements)."""
-    out: dict[str, int] = {}
-
-    def add(species: str, n: int) -> None:
-        for el, k in MOLECULE_FORMULA.get(species, {species: 1}).items():
-            out[el] = out.get(el, 0) + n * k
-
-    for part in name.split("+"):
-        _, species, site = _parse(part)
-        if species:
-            add(species, 1)
-        if site:
-            add(site, -1)
-    return {k: v for k, v in out.items() if v}
-
+from perovskite_defects.defects.manifest import DefectRequest, ManifestEntry
+from perovskite_defects.defects.names import (
+    B_SET,
+    HALIDE_SET,
+    MOLECULE_FORMULA,
+    atoms_added,
+    concrete_names,
+    default_charges,
+    parse_name,
+)
 
 # --------------------------------------------------------------------------- site classes
 
@@ -203,122 +113,6 @@ def _spglib_orbits(structure: Structure) -> np.ndarray:
         return np.arange(len(structure))
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-@dataclass
-class ManifestEntry:
-    """One defect structure of a host (all its charge states share it).
-
-    Attributes:
-        id: unique name in the host: defect, then site class and representative if any
-            (V_I, V_I-PbSn-2, Na_i-i0-Pb2).
-        defect: concrete defect name (V_I, Na_Sn, Na_Pb+V_I).
-        kind: vacancy, substitution, interstitial or complex.
-        site_class: local-environment class ("" when the sublattice is uniform).
-        representative: 1-based index of the representative within its class.
-        n_representatives: how many representatives of the class are computed.
-        multiplicity: sites of this class per formula unit ABX3.
-        class_size: sites of this class in the supercell.
-        charges: charge states to compute.
-        structure: path of the defect's JSON (relative to the host's folder).
-        remove: host atom indices removed (a whole molecule for V_FA / V_MA).
-        add: species and fractional coordinates added.
-        frac_coords: position of the defect (fractional; for corrections).
-        atoms_added: n_i of the formation energy.
-    """
-
-    id: str
-    defect: str
-    kind: str
-    site_class: str
-    representative: int
-    n_representatives: int
-    multiplicity: float
-    class_size: int
-    charges: list[int]
-    structure: str
-    remove: list[int] = field(default_factory=list)
-    add: list[tuple[str, list[float]]] = field(default_factory=list)
-    frac_coords: list[float] = field(default_factory=list)
-    atoms_added: dict[str, int] = field(default_factory=dict)
-
-    def apply(self, host: Structure) -> Structure:
-        """The defect structure built from ``host`` (same site order as the manifest's host,
-        at any lattice: starting, Vegard or relaxed)."""
-        out = host.copy()
-        out.remove_sites(sorted(self.remove))
-        for species, frac in self.add:
-            out.append(species, frac)
-        return out
-
-
-TSV_COLUMNS = (
-    "id",
-    "defect",
-    "kind",
-    "site_class",
-    "representative",
-    "n_representatives",
-    "multiplicity",
-    "class_size",
-    "charges",
-    "structure",
-)
-
-
-def write_manifest(entries: Sequence[ManifestEntry], directory: str | Path) -> Path:
-    """manifest.tsv (the columns of TSV_COLUMNS) and manifest.json (every field)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "manifest.tsv").open("w", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t")
-        w.writerow(TSV_COLUMNS)
-        for e in entries:
-            row = asdict(e)
-            row["charges"] = ",".join(str(q) for q in e.charges)
-            w.writerow([row[c] for c in TSV_COLUMNS])
-    (directory / "manifest.json").write_text(json.dumps([asdict(e) for e in entries], indent=1))
-    return directory / "manifest.tsv"
-
-
-def read_manifest(directory: str | Path) -> list[ManifestEntry]:
-    """Entries of a manifest written by :func:`write_manifest` (the TSV and JSON must agree)."""
-    directory = Path(directory)
-    full = json.loads((directory / "manifest.json").read_text())
-    entries = [ManifestEntry(**{**e, "add": [tuple(a) for a in e["add"]]}) for e in full]
-    with (directory / "manifest.tsv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    if [r["id"] for r in rows] != [e.id for e in entries]:
-        raise ValueError(f"{directory}: manifest.tsv and manifest.json list different defects")
-    for r, e in zip(rows, entries, strict=True):
-        if [int(q) for q in r["charges"].split(",")] != e.charges:
-            raise ValueError(f"{directory}: charges of {e.id} differ between TSV and JSON")
-    return entries
-
-
-def manifest_jobs(directory: str | Path) -> list[tuple[str, int]]:
-    """(defect id, charge) of every DFT job of a host, read from its manifest.tsv."""
-    with (Path(directory) / "manifest.tsv").open(newline="") as fh:
-        return [
-            (r["id"], int(q))
-            for r in csv.DictReader(fh, delimiter="\t")
-            for q in r["charges"].split(",")
-        ]
-
-
-@dataclass(frozen=True)
-class DefectRequest:
-    """A defect of the config: name (role or element form), charges (None = rule), options."""
-
-    name: str
-    charges: tuple[int, ...] | None = None
-    representatives: int | None = None
-    site_index: int | None = 0
-    all_sites: bool = False
-    atom_index: int | None = None  # framework any: the host atom removed or replaced
-
-
 def build_defect_set(
     host: Any,
     requests: Sequence[DefectRequest],
@@ -340,6 +134,7 @@ def build_defect_set(
     x_species = [h for h in HALIDE_SET if h in symbols]
     a = comp["A"]
     mixed_b, mixed_x = len(b_species) > 1, len(x_species) > 1
+    species_names = {a, *b_species, *x_species}
     n_fu = len(host.a_sites)
     centre = np.array([0.5, 0.5, 0.5])
     rng = np.random.default_rng(seed)
@@ -351,8 +146,8 @@ def build_defect_set(
     for req in requests:
         for name in concrete_names(req.name, a, b_species, x_species):
             parts = name.split("+")
-            kind = "complex" if len(parts) > 1 else _parse(name)[0]
-            charges = list(req.charges) if req.charges else default_charges(name)
+            kind = "complex" if len(parts) > 1 else parse_name(name)[0]
+            charges = list(req.charges) if req.charges else default_charges(name, species_names)
             n_rep = req.representatives or representatives
             candidates = _candidates(host, parts[0], mixed_b, mixed_x, req, min_distance)
             classes: dict[str, list[dict[str, Any]]] = {}
@@ -403,7 +198,7 @@ def build_defect_set(
 def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[str, Any]]:
     """Candidate sites of a single defect: class label, orbit key, atoms removed/added."""
     structure: Structure = host.structure
-    kind, species, site = _parse(name)
+    kind, species, site = parse_name(name)
     orbits = _orbits(structure)
     out: list[dict[str, Any]] = []
     if kind in ("vacancy", "substitution"):
@@ -438,7 +233,7 @@ def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[st
             )
         return out
     # interstitial: Voronoi sites of the ordered parent cell, mapped to the supercell
-    types = _interstitial_types(host, min_distance)
+    types = _cached_types(host, min_distance)
     chosen = range(len(types)) if req.all_sites else [req.site_index or 0]
     for t in chosen:
         if t >= len(types):
@@ -475,6 +270,20 @@ def _candidates(host, name, mixed_b, mixed_x, req, min_distance) -> list[dict[st
             }
         )
     return out
+
+
+_TYPES_CACHE: dict[tuple[int, float], tuple[Any, list[np.ndarray]]] = {}
+
+
+def _cached_types(host, min_distance: float) -> list[np.ndarray]:
+    """``_interstitial_types`` once per host object: every interstitial of a host (Na_i,
+    I_i, Pb_i, Cs_i ...) uses the same Voronoi sites, and the generator takes seconds."""
+    key = (id(host), float(min_distance))
+    cached = _TYPES_CACHE.get(key)
+    if cached is None or cached[0] is not host:
+        cached = (host, _interstitial_types(host, min_distance))
+        _TYPES_CACHE[key] = cached
+    return cached[1]
 
 
 def _interstitial_types(host, min_distance: float = 0.0) -> list[np.ndarray]:
@@ -533,7 +342,7 @@ def _images(fracs_unit: np.ndarray, multiples: Sequence[int]) -> list[list[float
 
 def _complex_partner(structure: Structure, rep, partner: str, remove, add):
     """Add the nearest vacancy ``partner`` (V_X) to a substitution: the NN complex."""
-    kind, _, site = _parse(partner)
+    kind, _, site = parse_name(partner)
     if kind != "vacancy":
         raise ValueError(f"complex partner {partner!r} must be a vacancy")
     idx = [i for i, s in enumerate(structure) if s.specie.symbol == site and i not in remove]

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from perovskite_defects.engines.atomic_populations import cp2k_record_populations
 from perovskite_defects.engines.base import CALC_KINDS, CalcRecord, CalcSpec, Engine, EngineError
 
 log = logging.getLogger(__name__)
@@ -557,6 +558,7 @@ def parse(run_dir: str | Path) -> CalcRecord:
         extra={
             "calc_kind": calc_kind,
             "n_scf_cycles": text.count("SCF run converged") + text.count("SCF run NOT converged"),
+            "atomic_populations": cp2k_record_populations(text, out_path),
         },
     )
 

@@ -515,8 +515,19 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
             "potcar_symbols": vrun.potcar_symbols,
             "vasp_subversion": generator.get("subversion", ""),
             "calc_kind": meta.get("calc_kind"),
+            "atomic_populations": _populations(outcar_file, vrun.structure()),
         },
     )
+
+
+def _populations(outcar: Path | None, structure: Any) -> dict[str, Any]:
+    """Per-atom sphere charges and moments of the OUTCAR (LORBIT runs), else {}."""
+    from perovskite_defects.engines.atomic_populations import vasp_record_populations
+
+    if outcar is None:
+        return {}
+    elements = [site.specie.symbol for site in structure]
+    return vasp_record_populations(_read_text(outcar), elements, outcar)
 
 
 def band_edges(eigenvalues: dict[Any, np.ndarray]) -> tuple[float | None, float | None]:

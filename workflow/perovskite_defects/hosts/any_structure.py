@@ -246,7 +246,7 @@ def check_structure_defects(
     """
     from pymatgen.core.periodic_table import Element
 
-    from perovskite_defects.defects.site_classes import _parse
+    from perovskite_defects.defects.names import parse_name
 
     host_species = sorted(plan.elements)
     dopants: set[str] = set()
@@ -257,7 +257,7 @@ def check_structure_defects(
             raise CompositionError(
                 f"{where}.name': complex {name!r} is only available for perovskite hosts"
             )
-        kind, species, site = _parse(name)
+        kind, species, site = parse_name(name)
         for el in (species, site):
             if el is not None and not Element.is_valid_symbol(el):
                 raise CompositionError(
@@ -294,16 +294,18 @@ def check_structure_defects(
 def build_structure_defect_set(
     host, requests: Sequence[Any], *, min_distance: float = 1.0
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
-    """Manifest entries (defect_sets.ManifestEntry) and structures of every requested
+    """Manifest entries (defects.manifest.ManifestEntry) and structures of every requested
     defect in a framework-any host (see the module docstring for the site choice)."""
-    from perovskite_defects.defects.site_classes import ManifestEntry, _orbits, _parse, atoms_added
+    from perovskite_defects.defects.manifest import ManifestEntry
+    from perovskite_defects.defects.names import atoms_added, parse_name
+    from perovskite_defects.defects.site_classes import _orbits
 
     structure = host.structure
     n_fu = int(host.metadata["formula_units"])
     centre = np.array([0.5, 0.5, 0.5])
     results: list[tuple[ManifestEntry, Any]] = []
     for req in requests:
-        kind, species, site = _parse(req.name)
+        kind, species, site = parse_name(req.name)
         if not req.charges:
             raise ValueError(f"{req.name}: charges are required for host.framework any")
         if kind == "interstitial":

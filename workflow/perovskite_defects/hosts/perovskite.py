@@ -195,7 +195,7 @@ def build_host(
         "prototype": "user structure" if user_structure is not None else "cubic Pm-3m",
         "seed": seed,
         # The ordered parent cell (A = Cs, B = Pb) the supercell repeats: interstitial
-        # candidates come from its symmetry (defect_sets._interstitial_types).
+        # candidates come from its symmetry (defects.site_classes._interstitial_types).
         "parent_cell": prim.as_dict(),
     }
     allowed: dict[str, list[str]] = {}

@@ -132,15 +132,33 @@ def defect_states(
     return result
 
 
+def local_environment(
+    bulk_dir: str | Path, defect_dir: str | Path, out_json: str | Path
+) -> dict[str, Any]:
+    """Local geometry and carrier localisation of one defect cell against the bulk
+    (Å, e, Bohr magnetons), written as JSON; see defects/local_environment.py."""
+    from perovskite_defects.defects.distinct_sites import DefectCell
+    from perovskite_defects.defects.local_environment import write_local_environment
+
+    cell = DefectCell.from_json(Path(defect_dir) / DEFECT_CELL)
+    return write_local_environment(
+        bulk_dir, defect_dir, out_json, cell.name, cell.kind, cell.frac_coords
+    )
+
+
 def defect_analysis(
     config: Mapping[str, Any],
     bulk_dir: str | Path,
     defect_dir: str | Path,
     correction_json: str | Path,
     states_json: str | Path,
+    local_environment_json: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both analyses of one converged defect run (one workflow job, see analysis.smk): its
-    finite-size correction and the character of its states near the gap."""
+    """The analyses of one converged defect run (one workflow job, see analysis.smk): its
+    finite-size correction, the character of its states near the gap and, when a path is
+    given, its local environment."""
+    if local_environment_json is not None:
+        local_environment(bulk_dir, defect_dir, local_environment_json)
     return (
         correction(config, bulk_dir, defect_dir, correction_json),
         defect_states(config, bulk_dir, defect_dir, states_json),

@@ -29,7 +29,8 @@ def write_manifest_files(
 ) -> None:
     """The checkpoint: manifest.tsv/json of the host's defects and one POSCAR + CIF + JSON
     per defect structure under the host's structures/ folder."""
-    from perovskite_defects.defects.site_classes import build_defect_set, write_manifest
+    from perovskite_defects.defects.manifest import write_manifest
+    from perovskite_defects.defects.site_classes import build_defect_set
     from perovskite_defects.hosts.perovskite import HostStructure
     from perovskite_defects.study import defect_requests
 
@@ -43,6 +44,7 @@ def write_manifest_files(
             min_distance=config["site_classes"]["interstitial_min_distance"],
         )
     else:
+        _log_unbuilt(config, host)
         entries, built = build_defect_set(
             host,
             defect_requests(config),
@@ -59,6 +61,26 @@ def write_manifest_files(
     log.info("%s: %d defect structures", host.name, len(entries))
 
 
+def _log_unbuilt(config: Mapping[str, Any], host: Any) -> None:
+    """Name the role-name defects this host leaves out (A_i, A_B with FA/MA)."""
+    from perovskite_defects.defects.names import B_SET, HALIDE_SET, unbuilt_names
+
+    symbols = {s.specie.symbol for s in host.structure}
+    a = host.metadata["composition_requested"]["A"]
+    b = [s for s in B_SET if s in symbols]
+    x = [s for s in HALIDE_SET if s in symbols]
+    for entry in config["defects"]:
+        left = unbuilt_names(entry["name"], a, b, x)
+        if left:
+            log.warning(
+                "%s: %s gives %s, not built (a molecular A cation on an interstitial or B "
+                "site needs an orientation)",
+                host.name,
+                entry["name"],
+                ", ".join(left),
+            )
+
+
 def prepare_defect(
     config: Mapping[str, Any],
     manifest_dir: str | Path,
@@ -71,7 +93,7 @@ def prepare_defect(
     from pymatgen.core import Structure
 
     from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.defects.site_classes import read_manifest
+    from perovskite_defects.defects.manifest import read_manifest
 
     entries = {e.id: e for e in read_manifest(manifest_dir)}
     if defect_id not in entries:

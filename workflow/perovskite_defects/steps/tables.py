@@ -26,9 +26,12 @@ def tables(
     defect_dirs: Sequence[str | Path],
     out_dir: str | Path,
     host: str | None = None,
+    soc_shifts: str | Path | None = None,
 ) -> None:
-    """Formation energies, transition levels with trap classes, Fermi level and
-    concentrations (CSV + Markdown) of one host, the plot data and provenance."""
+    """Formation energies, transition levels with trap classes, Fermi level,
+    concentrations and local environments (CSV + Markdown) of one host, the plot data and
+    provenance. With ``soc_shifts`` (band_edges.soc) the edges get the spin-orbit shifts,
+    and spin_orbit_levels compares levels and classes against the edges without them."""
     from perovskite_defects.defects.distinct_sites import DefectCell
     from perovskite_defects.reporting.tables import (
         DEFECT,
@@ -60,20 +63,18 @@ def tables(
     out_dir.mkdir(parents=True, exist_ok=True)
     bulk = CalcRecord.from_json(bulk_record).require_converged()
     bulk_dir = Path(bulk_record).parent
-    edges = study_band_edges(config["band_edges"], bulk, bulk_dir)
+    edges = edges_no_soc = study_band_edges(config["band_edges"], bulk, bulk_dir)
+    if soc_shifts is not None:
+        from perovskite_defects.thermodynamics import spin_orbit_edges as soc
+
+        shifts = soc.SocShifts.from_json(soc_shifts)
+        edges = soc.apply_shifts(edges_no_soc, shifts, soc_shifts)
     limits = ChemicalPotentialLimits.from_json(chempots_json)
     entries: list[DefectChargeEntry] = []
     provenance: list[dict[str, Any]] = [_provenance(bulk, bulk_record)]
     states: dict[tuple[str, int], DefectStates] = {}
     sites: dict[str, DefectSite] = {}
-    # Multiplicities are per formula unit ABX3: the supercell holds one per B atom
-    # (framework any: per formula unit of the reduced formula).
-    if config["host"].get("framework", "perovskite") != "perovskite":
-        from perovskite_defects.hosts.any_structure import formula_units
-
-        n_cells = formula_units(bulk.pmg_structure())
-    else:
-        n_cells = sum(site.specie.symbol in ("Pb", "Sn") for site in bulk.pmg_structure())
+    n_cells = cells_in_supercell(config, bulk.pmg_structure())
     volume = bulk.pmg_structure().volume
     orientational = config["concentrations"]["orientational_degeneracy"]
     spins: dict[str, dict[int, float]] = {}
@@ -135,9 +136,10 @@ def tables(
     fe_rows = formation_energy_table(entries, limits.limit_names)
     threshold = config["trap_levels"]["shallow_threshold"]
     tl_rows = transition_level_rows(levels, gap, threshold, states)
-    notes = _notes(config, bulk, limits, gap) + [
+    external = edges_no_soc.source != "bulk"
+    notes = _notes(config, bulk, limits, edges_no_soc.gap) + [
         f"Band edges from {edges.source}: VBM {edges.vbm:.4f} eV, gap {gap:.3f} eV"
-        + (f" (potential alignment {edges.offset:+.4f} eV)." if edges.source != "bulk" else "."),
+        + (f" (potential alignment {edges.offset:+.4f} eV)." if external else "."),
         f"Levels within {threshold} eV of a band edge are shallow, further inside the gap "
         "deep, outside the gap resonant. 'states of q': localized = a defect state inside "
         "the bulk gap; donor/acceptor PHS = carriers in perturbed host (band-like) states.",
@@ -147,6 +149,13 @@ def tables(
         "Band filling of a PHS charge state (Lany & Zunger, PRB 78, 235104 (2008)) is "
         "shown, not applied.",
     ]
+    if soc_shifts is not None:
+        notes.append(soc.soc_note(edges_no_soc, shifts))
+        first = lines_by_limit.get(limits.limit_names[0], {})
+        soc_lines = {n: (None if levels[n] is None else first.get(n)) for n in names}
+        soc.write_level_comparison(
+            out_dir, soc_lines, edges_no_soc, edges, threshold, notes, states
+        )
     write_csv(fe_rows, out_dir / "formation_energies.csv")
     write_markdown(
         fe_rows, out_dir / "formation_energies.md", "Defect formation energies at E_F = VBM", notes
@@ -189,6 +198,9 @@ def tables(
         sorted({row[DEFECT] for row in tl_rows if row["class"] == "deep"}),
         conc_notes,
     )
+    from perovskite_defects.defects.local_environment import write_table
+
+    write_table(defect_dirs, out_dir)  # local_environment.csv/.md (issues 11-12)
     plot_data = {
         "host": host or cfg.host_name(config),
         "gap": gap,
@@ -211,6 +223,8 @@ def tables(
                 "band_gap": gap,
                 "vbm": edges.vbm,
                 "band_edges": edges.to_dict(),
+                "band_edges_without_soc": edges_no_soc.to_dict() if soc_shifts else None,
+                "spin_orbit_shifts": str(soc_shifts) if soc_shifts else None,
                 "fermi": [r.room.summary() for r in results],
                 "lattice": _lattice_info(bulk_dir),
                 "records": provenance,
@@ -219,6 +233,19 @@ def tables(
             default=str,
         )
     )
+
+
+def cells_in_supercell(config: Mapping[str, Any], structure: Any) -> int:
+    """Cells the defect multiplicities refer to in the bulk supercell ``structure``.
+
+    Multiplicities are per formula unit ABX3: the supercell holds one per B atom
+    (framework any: per formula unit of the reduced formula).
+    """
+    if config["host"].get("framework", "perovskite") != "perovskite":
+        from perovskite_defects.hosts.any_structure import formula_units
+
+        return formula_units(structure)
+    return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
 
 
 def _write_dopant_effect(

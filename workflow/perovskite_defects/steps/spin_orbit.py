@@ -1,0 +1,50 @@
+"""Step of workflow/rules/spin_orbit.smk: spin-orbit shifts of a host's band edges."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perovskite_defects.engines.base import CalcRecord, CalcSpec
+
+if TYPE_CHECKING:
+    from perovskite_defects.thermodynamics.spin_orbit_edges import SocShifts
+
+log = logging.getLogger("perovskite_defects")
+
+
+def compute_shifts(
+    config: Mapping[str, Any], structure_record: str | Path, run_dir: str | Path
+) -> SocShifts:
+    """Run the SOC engine on the final structure of ``structure_record`` (the host unit
+    cell, or the bulk supercell of hosts without one) and write ``record.json`` and
+    ``soc_shifts.json`` into ``run_dir``."""
+    from perovskite_defects.engines.gpaw import GpawEngine
+    from perovskite_defects.thermodynamics.spin_orbit_edges import shifts_from_record
+
+    source = CalcRecord.from_json(structure_record).require_converged()
+    engine = GpawEngine()
+    settings = engine.settings(config)
+    run_dir = Path(run_dir)
+    engine.write_input(
+        source.pmg_structure(), CalcSpec("static", "host", band_edges=True), settings, run_dir
+    )
+    record = engine.run(config, run_dir, 1)
+    record.to_json(run_dir / "record.json")
+    shifts = shifts_from_record(record, structure_record)
+    shifts.to_json(run_dir / "soc_shifts.json")
+    log.info(
+        "%s: spin-orbit shifts VBM %+.4f, CBM %+.4f eV (gap %.3f -> %.3f eV; %s, k-mesh %s, "
+        "SCF %.0f s)",
+        structure_record,
+        shifts.vbm_shift,
+        shifts.cbm_shift,
+        shifts.gap_without,
+        shifts.gap_with,
+        shifts.engine_version,
+        shifts.kpoint_mesh,
+        shifts.timings_s.get("scf", float("nan")),
+    )
+    return shifts
