@@ -2,7 +2,7 @@
 #   make run   set up and run the default study (config.yaml) on the embedded CP2K engine
 #   make test  set up and run the test suite
 # Both create .venv, install the package with pinned dependencies, and install Debian's
-# cp2k + cp2k-data when no CP2K binary is on PATH.
+# cp2k + cp2k-data when no CP2K binary is on PATH (make test also Debian's gpaw + gpaw-data).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,12 +10,12 @@ CORES ?= all
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-quick test-slurm setup setup-test cp2k lint clean
+.PHONY: run test test-quick test-slurm setup setup-test cp2k gpaw lint clean
 
 run: setup cp2k
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
 
-test: setup-test cp2k
+test: setup-test cp2k gpaw
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The quick subset while working: no real-engine runs.
@@ -39,6 +39,10 @@ setup-test: setup
 
 cp2k:
 	@bash scripts/ensure_cp2k.sh
+
+# Debian's GPAW for the spin-orbit band-edge shifts (band_edges.soc: gpaw) and its test.
+gpaw:
+	@bash scripts/ensure_gpaw.sh
 
 lint: setup-test
 	$(BIN)/ruff check workflow tests bench scripts

@@ -166,3 +166,26 @@ wildcard_constraints:
     defect=r"[A-Za-z]+_[A-Za-z]+(?:\+V_[A-Za-z]+)?(?:-[A-Za-z0-9]+)*",
     charge=r"-?\d+",
     phase=r"[A-Za-z0-9]+",
+
+
+# Spin-orbit shifts of the band edges (band_edges.soc; rule in spin_orbit.smk).
+SOC_ENGINE = CONFIG["band_edges"]["soc"]
+SOC_TABLE_NAMES = ("spin_orbit_levels",) if SOC_ENGINE != "none" else ()
+
+
+def soc_structure_record(wildcards):
+    """The host's relaxed unit cell when it has one (end members: 5 atoms for ABX3),
+    otherwise its bulk supercell (alloys, lattice_mode relax)."""
+    folder = f"results/{wildcards.study}/{wildcards.host}"
+    if wildcards.host in END_MEMBERS:
+        return f"{folder}/unitcell/record.json"
+    return f"{folder}/bulk/record.json"
+
+
+def soc_table_inputs(wildcards):
+    """The shifts file of a host for its tables, or nothing without band_edges.soc."""
+    if SOC_ENGINE == "none":
+        return {}
+    return {
+        "soc": f"results/{wildcards.study}/{wildcards.host}/spin_orbit/soc_shifts.json"
+    }
