@@ -174,6 +174,26 @@ def unlisted_phases(elements: set[str], phases: list[str]) -> list[str]:
     return [p for p in shipped_phases() if _element_set(p) <= elements and p not in phases]
 
 
+def _check_computed_dielectric(config: dict[str, Any]) -> None:
+    """``dielectric.source: computed``: no cited numbers beside it, and the CP2K engine."""
+    from perovskite_defects.hosts.dielectric_run import is_computed
+
+    dielectric = config["dielectric"]
+    if not is_computed(dielectric):
+        return
+    given = [k for k in ("value", "electronic", "ionic") if dielectric.get(k) is not None]
+    if given:
+        raise ConfigError(
+            f"config key 'dielectric.{given[0]}': must be null when 'dielectric.source' is "
+            "'computed' (the computed tensor replaces it)"
+        )
+    if config["engine"] != "cp2k":
+        raise ConfigError(
+            "config key 'dielectric.source': 'computed' needs engine cp2k, "
+            f"got {config['engine']!r}"
+        )
+
+
 def _check_semantics(config: dict[str, Any]) -> None:
     """Compositions, supercells, structure files, defects and phases of every host."""
     from perovskite_defects.corrections.dielectric import DielectricError, total_tensor
@@ -184,6 +204,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         total_tensor(config["dielectric"])
     except DielectricError as err:
         raise ConfigError(str(err)) from None
+    _check_computed_dielectric(config)
 
     names = [d["name"] for d in config["defects"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -9,6 +9,7 @@ rule defect_analysis:
     input:
         bulk="results/{study}/{host}/bulk/record.json",
         defect="results/{study}/{host}/defects/{defect}_q{charge}/record.json",
+        dielectric=dielectric_input,
     output:
         correction="results/{study}/{host}/defects/{defect}_q{charge}/correction.json",
         states="results/{study}/{host}/defects/{defect}_q{charge}/defect_states.json",
@@ -32,6 +33,7 @@ rule tables:
         unpack(soc_table_inputs),
         bulk="results/{study}/{host}/bulk/record.json",
         chempots="results/{study}/{host}/chemical_potentials.json",
+        dielectric=dielectric_input,
     output:
         expand(
             "results/{{study}}/{{host}}/tables/{name}.{ext}",

@@ -13,6 +13,7 @@ from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
 from perovskite_defects.defects.manifest import manifest_jobs
+from perovskite_defects.hosts import dielectric_run as pd_dielectric_run
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
@@ -189,3 +190,16 @@ def soc_table_inputs(wildcards):
     return {
         "soc": f"results/{wildcards.study}/{wildcards.host}/spin_orbit/soc_shifts.json"
     }
+
+
+def dielectric_input(wildcards):
+    """The host's computed dielectric tensor when config asks for it (else nothing)."""
+    if not pd_dielectric_run.is_computed(CONFIG["dielectric"]):
+        return []
+    if wildcards.host not in END_MEMBERS:
+        raise WorkflowError(
+            f"invalid configuration: config key 'dielectric.source': 'computed' needs a host "
+            f"with its own relaxed unit cell; host {wildcards.host} has none (an alloy or a "
+            "structure-file host): give 'dielectric.value' instead"
+        )
+    return [f"results/{wildcards.study}/{wildcards.host}/dielectric/dielectric.json"]

@@ -70,3 +70,27 @@ rule bulk_inputs:
         settings=ENGINE_SETTINGS,
     script:
         "../scripts/bulk_inputs.py"
+
+
+# dielectric: {source: computed}: electronic + ionic tensors of the relaxed unit cell
+# (CP2K finite Berry-phase field + phonopy Gamma phonons, in a Gamma-only supercell).
+rule host_dielectric:
+    input:
+        "results/{study}/{host}/unitcell/record.json",
+    output:
+        "results/{study}/{host}/dielectric/dielectric.json",
+    log:
+        "logs/{study}/{host}/dielectric.log",
+    wildcard_constraints:
+        host=END_MEMBER_RE,
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    threads: dft_threads()
+    resources:
+        mem_mb=lambda wildcards, threads, attempt: dft_mem_mb(threads, attempt),
+        runtime=lambda wildcards, attempt: dft_runtime_min(attempt),
+        tasks=dft_threads(),
+        cpus_per_task=1,
+        mpi=dft_mpi_launcher,
+    script:
+        "../scripts/host_dielectric.py"

@@ -9,14 +9,56 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perovskite_defects import config as cfg
+from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.local_environment import (
+    write_table as write_local_environment_table,
+)
 from perovskite_defects.engines.base import CalcRecord
+from perovskite_defects.reporting.tables import DEFECT, TRANSITION, write_csv, write_markdown
+from perovskite_defects.steps.common import DEFECT_CELL, RECORD
+from perovskite_defects.thermodynamics import spin_orbit_edges as soc
+from perovskite_defects.thermodynamics.band_edges import study_band_edges
+from perovskite_defects.thermodynamics.concentrations import (
+    band_model,
+    concentration_rows,
+    fermi_rows,
+)
+from perovskite_defects.thermodynamics.host_results import DefectRun, HostResults, host_results
+from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.trap_classes import DefectStates
 
-if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
+if TYPE_CHECKING:
     from perovskite_defects.thermodynamics.concentrations import LimitResult
 
-from perovskite_defects.steps.common import DEFECT_CELL, RECORD
-
 log = logging.getLogger("perovskite_defects")
+
+
+def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
+    """The defect charge states of a host from their folders (record, cell, correction,
+    defect states), failed ones included."""
+    runs = []
+    for directory in map(Path, defect_dirs):
+        cell = DefectCell.from_json(directory / DEFECT_CELL)
+        correction = json.loads((directory / "correction.json").read_text())
+        states = None
+        states_file = directory / "defect_states.json"
+        if states_file.is_file():
+            data = json.loads(states_file.read_text())
+            if data.get("character"):
+                keep = {k: data[k] for k in DefectStates.__dataclass_fields__ if k in data}
+                keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
+                states = DefectStates(**keep)
+        runs.append(
+            DefectRun(
+                name=cell.name,
+                record=CalcRecord.from_json(directory / RECORD),
+                atoms_added=cell.atoms_added,
+                multiplicity=cell.multiplicity,
+                correction=float(correction["total"]),
+                states=states,
+            )
+        )
+    return runs
 
 
 def tables(
@@ -31,114 +73,99 @@ def tables(
     """Formation energies, transition levels with trap classes, Fermi level,
     concentrations and local environments (CSV + Markdown) of one host, the plot data and
     provenance. With ``soc_shifts`` (band_edges.soc) the edges get the spin-orbit shifts,
-    and spin_orbit_levels compares levels and classes against the edges without them."""
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.reporting.tables import (
-        DEFECT,
-        TRANSITION,
-        formation_energy_table,
-        write_csv,
-        write_markdown,
-    )
-    from perovskite_defects.thermodynamics.band_edges import study_band_edges
-    from perovskite_defects.thermodynamics.concentrations import (
-        DefectSite,
-        band_model,
-        concentration_rows,
-        dopants_of,
-        fermi_rows,
-        site_density,
-        solve_limits,
-        spin_degeneracy,
-    )
-    from perovskite_defects.thermodynamics.formation import (
-        DefectChargeEntry,
-        charge_lines,
-        transition_levels,
-    )
-    from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
-    from perovskite_defects.thermodynamics.trap_classes import DefectStates, transition_level_rows
-
+    and spin_orbit_levels compares levels and classes against the edges without them.
+    The numbers come from :func:`~perovskite_defects.thermodynamics.host_results.host_results`;
+    this function reads the folders and writes the files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bulk = CalcRecord.from_json(bulk_record).require_converged()
     bulk_dir = Path(bulk_record).parent
     edges = edges_no_soc = study_band_edges(config["band_edges"], bulk, bulk_dir)
     if soc_shifts is not None:
-        from perovskite_defects.thermodynamics import spin_orbit_edges as soc
-
         shifts = soc.SocShifts.from_json(soc_shifts)
         edges = soc.apply_shifts(edges_no_soc, shifts, soc_shifts)
     limits = ChemicalPotentialLimits.from_json(chempots_json)
-    entries: list[DefectChargeEntry] = []
-    provenance: list[dict[str, Any]] = [_provenance(bulk, bulk_record)]
-    states: dict[tuple[str, int], DefectStates] = {}
-    sites: dict[str, DefectSite] = {}
-    n_cells = cells_in_supercell(config, bulk.pmg_structure())
+    runs = read_defect_runs(defect_dirs)
+    conc = config["concentrations"]
     volume = bulk.pmg_structure().volume
-    orientational = config["concentrations"]["orientational_degeneracy"]
-    spins: dict[str, dict[int, float]] = {}
-    host_elements = {el.symbol for el in bulk.pmg_structure().composition.elements}
-    dopants: dict[str, list[str]] = {}
-    for directory in map(Path, defect_dirs):
-        cell = DefectCell.from_json(directory / DEFECT_CELL)
-        record = CalcRecord.from_json(directory / RECORD)
-        dopants[cell.name] = dopants_of(cell.atoms_added, host_elements)
-        corr = json.loads((directory / "correction.json").read_text())
-        if record.extra.get("failure"):
-            # Failed for good (see recovery.py): kept as a row, never as a number.
-            reason = f"failed: {record.extra['failure']}"
-            entries.append(
-                DefectChargeEntry.missing(cell.name, record.charge, limits.limit_names, reason)
-            )
-            provenance.append(_provenance(record, directory / RECORD) | {"failure": reason})
-            continue
-        entry = DefectChargeEntry.from_records(
-            cell.name,
-            record,
-            bulk,
-            cell.atoms_added,
-            limits.limits,
-            correction=float(corr["total"]),
-            vbm=edges.vbm,
-        )
-        entries.append(entry)
-        spins.setdefault(cell.name, {})[record.charge] = spin_degeneracy(record.nelect)
-        sites[cell.name] = DefectSite(
-            cell.name,
-            site_density(cell.multiplicity, n_cells, volume),
-            spins[cell.name],
-            float(orientational.get(cell.name, 1.0)),
-        )
-        states_file = directory / "defect_states.json"
-        if states_file.is_file():
-            data = json.loads(states_file.read_text())
-            if data.get("character"):
-                data.pop("deepest_state_depth", None)
-                keep = {k: data[k] for k in DefectStates.__dataclass_fields__ if k in data}
-                keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
-                states[(cell.name, record.charge)] = DefectStates(**keep)
-        provenance.append(_provenance(record, directory / RECORD) | {"correction": corr})
-    gap = edges.gap
-    names = list(dict.fromkeys(e.name for e in entries))
-    levels: dict[str, list[Any] | None] = {}
-    lines_by_limit: dict[str, dict[str, dict[int, float]]] = {}
-    for limit in limits.limit_names:
-        for name in names:
-            if any(e.name == name and e.is_missing for e in entries):
-                # A failed charge state could hold a level: report none rather than a
-                # level between the states that happen to be left.
-                levels[name] = None
-                continue
-            lines = charge_lines(entries, name, limit)
-            lines_by_limit.setdefault(limit, {})[name] = lines
-            levels.setdefault(name, transition_levels(lines, gap) if len(lines) else None)
-    fe_rows = formation_energy_table(entries, limits.limit_names)
+    bulk_edges = (float(bulk.vbm), float(bulk.cbm))  # type: ignore[arg-type]  # checked above
+    bands, carrier_note = band_model(conc, bulk_dir, volume, bulk_edges, (edges.vbm, edges.cbm))
     threshold = config["trap_levels"]["shallow_threshold"]
-    tl_rows = transition_level_rows(levels, gap, threshold, states)
+    res = host_results(
+        runs,
+        bulk,
+        edges,
+        limits,
+        n_cells=cells_in_supercell(config, bulk.pmg_structure()),
+        shallow_threshold=threshold,
+        concentrations=conc,
+        bands=bands,
+    )
+    notes = _notes(config, bulk, limits, edges_no_soc.gap) + _level_notes(
+        edges, edges_no_soc, threshold
+    )
+    if soc_shifts is not None:
+        notes.append(soc.soc_note(edges_no_soc, shifts))
+        first = res.lines_by_limit.get(limits.limit_names[0], {})
+        soc_lines = {n: (None if lv is None else first.get(n)) for n, lv in res.levels.items()}
+        states = {(r.name, r.charge): r.states for r in runs if r.states is not None}
+        soc.write_level_comparison(
+            out_dir, soc_lines, edges_no_soc, edges, threshold, notes, states
+        )
+    write_csv(res.formation_rows, out_dir / "formation_energies.csv")
+    title = "Defect formation energies at E_F = VBM"
+    write_markdown(res.formation_rows, out_dir / "formation_energies.md", title, notes)
+    write_csv(res.level_rows, out_dir / "transition_levels.csv")
+    title = "Charge-transition levels"
+    write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes)
+    conc_notes = _concentration_notes(conc, carrier_note)
+    fermi = fermi_rows(res.with_dopants)
+    write_csv(fermi, out_dir / "fermi_level.csv")
+    write_markdown(fermi, out_dir / "fermi_level.md", "Self-consistent Fermi level", conc_notes)
+    conc_rows = concentration_rows(res.with_dopants)
+    write_csv(conc_rows, out_dir / "concentrations.csv")
+    write_markdown(conc_rows, out_dir / "concentrations.md", "Defect concentrations", conc_notes)
+    _write_dopant_effect(
+        out_dir,
+        res.with_dopants,
+        res.native_only,
+        res.dopant_elements,
+        res.deep_defects,
+        conc_notes,
+    )
+    write_local_environment_table(defect_dirs, out_dir)  # local_environment.csv/.md
+    _write_plot_data(out_dir, host or cfg.host_name(config), edges, res, fermi)
+    (out_dir / "provenance.json").write_text(
+        json.dumps(
+            {
+                "config": dict(config),
+                "band_gap": edges.gap,
+                "vbm": edges.vbm,
+                "band_edges": edges.to_dict(),
+                "band_edges_without_soc": edges_no_soc.to_dict() if soc_shifts else None,
+                "spin_orbit_shifts": str(soc_shifts) if soc_shifts else None,
+                "fermi": [r.room.summary() for r in res.with_dopants],
+                "lattice": _lattice_info(bulk_dir),
+                "records": [_provenance(bulk, bulk_record)]
+                + [_run_provenance(run, Path(d)) for run, d in zip(runs, defect_dirs, strict=True)],
+            },
+            indent=1,
+            default=str,
+        )
+    )
+
+
+def _run_provenance(run: DefectRun, directory: Path) -> dict[str, Any]:
+    info = _provenance(run.record, directory / RECORD)
+    if run.failure:
+        return info | {"failure": run.failure}
+    return info | {"correction": json.loads((directory / "correction.json").read_text())}
+
+
+def _level_notes(edges: Any, edges_no_soc: Any, threshold: float) -> list[str]:
     external = edges_no_soc.source != "bulk"
-    notes = _notes(config, bulk, limits, edges_no_soc.gap) + [
-        f"Band edges from {edges.source}: VBM {edges.vbm:.4f} eV, gap {gap:.3f} eV"
+    return [
+        f"Band edges from {edges.source}: VBM {edges.vbm:.4f} eV, gap {edges.gap:.3f} eV"
         + (f" (potential alignment {edges.offset:+.4f} eV)." if external else "."),
         f"Levels within {threshold} eV of a band edge are shallow, further inside the gap "
         "deep, outside the gap resonant. 'states of q': localized = a defect state inside "
@@ -149,90 +176,44 @@ def tables(
         "Band filling of a PHS charge state (Lany & Zunger, PRB 78, 235104 (2008)) is "
         "shown, not applied.",
     ]
-    if soc_shifts is not None:
-        notes.append(soc.soc_note(edges_no_soc, shifts))
-        first = lines_by_limit.get(limits.limit_names[0], {})
-        soc_lines = {n: (None if levels[n] is None else first.get(n)) for n in names}
-        soc.write_level_comparison(
-            out_dir, soc_lines, edges_no_soc, edges, threshold, notes, states
-        )
-    write_csv(fe_rows, out_dir / "formation_energies.csv")
-    write_markdown(
-        fe_rows, out_dir / "formation_energies.md", "Defect formation energies at E_F = VBM", notes
-    )
-    write_csv(tl_rows, out_dir / "transition_levels.csv")
-    write_markdown(tl_rows, out_dir / "transition_levels.md", "Charge-transition levels", notes)
 
-    conc = config["concentrations"]
-    bulk_edges = (float(bulk.vbm), float(bulk.cbm))  # type: ignore[arg-type]  # checked above
-    bands, carrier_note = band_model(conc, bulk_dir, volume, bulk_edges, (edges.vbm, edges.cbm))
-    results = solve_limits(conc, entries, sites, limits.limit_names, bands)
-    conc_notes = [
+
+def _concentration_notes(conc: Mapping[str, Any], carrier_note: str) -> list[str]:
+    notes = [
         carrier_note + ".",
         "Degeneracy: site multiplicity from the defect generator, spin 2 for odd electron "
         "counts, orientational from config (default 1). Dilute, non-interacting defects; no "
         "vibrational entropy.",
     ]
     if conc["synthesis_temperature"] is not None:
-        conc_notes.append(
+        notes.append(
             f"Defects equilibrated at {conc['synthesis_temperature']} K and quenched to "
             f"{conc['temperature']} K (totals frozen, charge states re-equilibrated)."
         )
-    fermi = fermi_rows(results)
-    write_csv(fermi, out_dir / "fermi_level.csv")
-    write_markdown(fermi, out_dir / "fermi_level.md", "Self-consistent Fermi level", conc_notes)
-    conc_rows = concentration_rows(results)
-    write_csv(conc_rows, out_dir / "concentrations.csv")
-    write_markdown(conc_rows, out_dir / "concentrations.md", "Defect concentrations", conc_notes)
-    _write_dopant_effect(
-        out_dir,
-        results,
-        solve_limits(
-            conc,
-            entries,
-            {n: site for n, site in sites.items() if not dopants[n]},
-            limits.limit_names,
-            bands,
-        ),
-        sorted({el for els in dopants.values() for el in els}),
-        sorted({row[DEFECT] for row in tl_rows if row["class"] == "deep"}),
-        conc_notes,
-    )
-    from perovskite_defects.defects.local_environment import write_table
+    return notes
 
-    write_table(defect_dirs, out_dir)  # local_environment.csv/.md (issues 11-12)
+
+def _write_plot_data(
+    out_dir: Path, host: str, edges: Any, res: HostResults, fermi: Sequence[Mapping[str, Any]]
+) -> None:
+    """levels.json: what the plots and the aggregation read (typed, not CSV headers)."""
     plot_data = {
-        "host": host or cfg.host_name(config),
-        "gap": gap,
+        "host": host,
+        "gap": edges.gap,
         "vbm": edges.vbm,
-        "lines": lines_by_limit,
+        "lines": res.lines_by_limit,
         "levels": {
             name: [{"q": lv.q, "q_prime": lv.q_prime, "level": lv.level} for lv in lvls or []]
-            for name, lvls in levels.items()
+            for name, lvls in res.levels.items()
         },
         "fermi_levels": {r["limit"]: r["Fermi level above VBM (eV)"] for r in fermi},
         "classes": {
-            f"{row[DEFECT]} {row[TRANSITION]}": row["class"] for row in tl_rows if row["class"]
+            f"{row[DEFECT]} {row[TRANSITION]}": row["class"]
+            for row in res.level_rows
+            if row["class"]
         },
     }
     (out_dir / "levels.json").write_text(json.dumps(plot_data, indent=1))
-    (out_dir / "provenance.json").write_text(
-        json.dumps(
-            {
-                "config": dict(config),
-                "band_gap": gap,
-                "vbm": edges.vbm,
-                "band_edges": edges.to_dict(),
-                "band_edges_without_soc": edges_no_soc.to_dict() if soc_shifts else None,
-                "spin_orbit_shifts": str(soc_shifts) if soc_shifts else None,
-                "fermi": [r.room.summary() for r in results],
-                "lattice": _lattice_info(bulk_dir),
-                "records": provenance,
-            },
-            indent=1,
-            default=str,
-        )
-    )
 
 
 def cells_in_supercell(config: Mapping[str, Any], structure: Any) -> int:

@@ -1,0 +1,172 @@
+"""Run the computed dielectric tensor of one host and read it back for the corrections.
+
+``dielectric: {source: computed}`` in config.yaml makes the workflow call
+:func:`run_host_dielectric` on every host's relaxed unit cell (rule ``host_dielectric``);
+:func:`effective_dielectric` turns the written JSON into the ``dielectric`` mapping that
+:mod:`perovskite_defects.corrections.dielectric` validates and the corrections use, so the cited and
+the computed routes share one code path from there on.
+
+Also a command line for users' own host files::
+
+    python -m perovskite_defects.hosts.dielectric_run host.cif --supercell 2 2 2 \
+        --workdir runs/ --out dielectric.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Structure
+
+from perovskite_defects.engines.cp2k import Cp2kSettings
+from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
+from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
+from perovskite_defects.hosts.phonons import DEFAULT_DISPLACEMENT
+
+log = logging.getLogger(__name__)
+
+COMPUTED = "computed"
+
+
+class ComputedDielectricError(ValueError):
+    """The computed dielectric tensor is missing or unusable; the message says why."""
+
+
+def is_computed(dielectric: Mapping[str, Any]) -> bool:
+    """True when config ``dielectric.source`` asks for the computed tensor."""
+    return str(dielectric.get("source", "")).strip().lower() == COMPUTED
+
+
+def run_host_dielectric(
+    structure: Structure,
+    settings: Cp2kSettings,
+    workdir: str | Path,
+    out_json: str | Path,
+    supercell: Sequence[int] | Sequence[Sequence[int]],
+    field: float = DEFAULT_FIELD,
+    displacement: float = DEFAULT_DISPLACEMENT,
+    nprocs: int = 1,
+    executable: str | None = None,
+    mpi_launcher: str = "mpirun",
+) -> DielectricResult:
+    """Compute eps_inf, Z*, Gamma phonons and eps_ion of ``structure`` with CP2K; write JSON."""
+    runner = Cp2kResponseRunner(settings, Path(workdir), executable, mpi_launcher, nprocs)
+    result = compute_dielectric(structure, supercell, runner.field_run, field, displacement)
+    summary = result.summary()
+    summary["engine"] = "cp2k"
+    summary["route"] = (
+        "finite Berry-phase field (CP2K PERIODIC_EFIELD), Gamma-only supercell: Z* from "
+        "forces, eps_inf from the Berry-phase dipole; phonopy Gamma phonons"
+    )
+    summary["cp2k_settings"] = {
+        k: getattr(settings, k) for k in ("basis", "cutoff_ry", "rel_cutoff_ry")
+    }
+    Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_json).write_text(json.dumps(summary, indent=1))
+    if result.refusal:
+        log.warning("ionic dielectric part not computed: %s", result.refusal)
+    return result
+
+
+def effective_dielectric(
+    dielectric: Mapping[str, Any], computed_json: str | Path | None, host: str = ""
+) -> dict[str, Any]:
+    """Config ``dielectric`` with the computed tensors filled in (unchanged if cited).
+
+    Raises :class:`ComputedDielectricError` (one line) when the source is ``computed`` but
+    the file is missing or its ionic part was refused.
+    """
+    if not is_computed(dielectric):
+        return dict(dielectric)
+    where = f"host {host}: " if host else ""
+    if computed_json is None or not Path(computed_json).is_file():
+        raise ComputedDielectricError(
+            f"{where}config key 'dielectric.source' is 'computed' but {computed_json} is missing"
+        )
+    data = json.loads(Path(computed_json).read_text())
+    if data.get("ionic") is None:
+        raise ComputedDielectricError(
+            f"{where}{computed_json}: no ionic part ({data.get('ionic_refused')}); give "
+            "'dielectric.value' (cited) for this host instead"
+        )
+    return {
+        "value": None,
+        "electronic": data["electronic"],
+        "ionic": data["ionic"],
+        "source": f"computed ({computed_json})",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: dielectric tensor of a structure file with CP2K."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("structure", help="unit cell (any format pymatgen reads)")
+    parser.add_argument(
+        "--supercell",
+        type=int,
+        nargs="+",
+        required=True,
+        help="3 integers or 9 (row-major 3x3): the Gamma-only response cell",
+    )
+    parser.add_argument("--workdir", default="dielectric_runs")
+    parser.add_argument("--out", default="dielectric.json")
+    parser.add_argument("--field", type=float, default=DEFAULT_FIELD, help="V/Å")
+    parser.add_argument("--displacement", type=float, default=DEFAULT_DISPLACEMENT, help="Å")
+    parser.add_argument("--cutoff", type=float, default=Cp2kSettings.cutoff_ry, help="Ry")
+    parser.add_argument("--nprocs", type=int, default=1)
+    args = parser.parse_args(argv)
+    if len(args.supercell) not in (3, 9):
+        parser.error("--supercell takes 3 or 9 integers")
+    matrix = (
+        args.supercell
+        if len(args.supercell) == 3
+        else [args.supercell[0:3], args.supercell[3:6], args.supercell[6:9]]
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    result = run_host_dielectric(
+        Structure.from_file(args.structure),
+        Cp2kSettings(cutoff_ry=args.cutoff),
+        args.workdir,
+        args.out,
+        matrix,
+        field=args.field,
+        displacement=args.displacement,
+        nprocs=args.nprocs,
+    )
+    print(json.dumps({k: v for k, v in result.summary().items() if k != "phonons"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def host_dielectric_step(
+    config: Mapping[str, Any],
+    unitcell_record: str | Path,
+    out_json: str | Path,
+    nprocs: int = 1,
+    mpi_launcher: str | None = None,
+) -> None:
+    """Workflow step: dielectric tensor of a host's relaxed unit cell (rule host_dielectric)."""
+    from perovskite_defects.engines.base import CalcRecord
+
+    record = CalcRecord.from_json(unitcell_record)
+    options = config["cp2k"]
+    dielectric = config["dielectric"]
+    run_host_dielectric(
+        record.pmg_structure(),
+        Cp2kSettings.for_level(config["level"], options.get("settings")),
+        Path(out_json).parent / "runs",
+        out_json,
+        dielectric.get("supercell") or [2, 2, 2],
+        field=float(dielectric.get("field") or DEFAULT_FIELD),
+        nprocs=nprocs,
+        executable=options["executable"],
+        mpi_launcher=mpi_launcher or options["mpi_launcher"],
+    )
