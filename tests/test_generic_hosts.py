@@ -20,13 +20,13 @@ from perovskite_defects.hosts.any_structure import (
     plan_structure_host,
 )
 from perovskite_defects.hosts.perovskite import min_image_distance
-from perovskite_defects.reporting.tables import formation_energy_table
 from perovskite_defects.steps import hosts as steps_hosts
 from perovskite_defects.steps import phases as steps_phases
 from perovskite_defects.study import AnyHostPlan, defect_requests, plan_hosts
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 from perovskite_defects.thermodynamics.given_limits import CONSISTENCY_TOLERANCE, limits_from_config
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.rows import formation_energy_table
 
 A_CDTE = 6.48  # Å, zincblende CdTe (experimental)
 

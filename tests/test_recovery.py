@@ -92,8 +92,8 @@ def test_failures_csv_lists_what_is_failed_now(tmp_path: Path) -> None:
 
 
 def test_failed_defect_gets_a_table_row_not_a_number(tmp_path: Path) -> None:
-    from perovskite_defects.reporting.tables import formation_energy_table
     from perovskite_defects.thermodynamics.formation import DefectChargeEntry
+    from perovskite_defects.thermodynamics.rows import formation_energy_table
 
     entry = DefectChargeEntry.missing("V_I", 1, ["I-rich"], "failed: SCF not converged")
     (row,) = formation_energy_table([entry], ["I-rich"])

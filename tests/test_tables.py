@@ -6,14 +6,9 @@ import csv
 
 import pytest
 
-from perovskite_defects.reporting.tables import (
-    formation_energy_table,
-    read_csv,
-    transition_level_table,
-    write_csv,
-    write_markdown,
-)
+from perovskite_defects.reporting.tables import read_csv, write_csv, write_markdown
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry, transition_levels
+from perovskite_defects.thermodynamics.rows import formation_energy_table, transition_level_table
 
 LIMITS = ["I-rich", "I-poor"]
 

@@ -146,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="eFNV with CP2K: radius (Å) of the sphere averaging the Hartree potential",
     )
     corr.add_argument("--json", action="store_true", help="print one JSON object")
+    from perovskite_defects.hosts.stability_run import add_arguments
+
+    stab = sub.add_parser(
+        "check-stability",
+        help="bring a host supercell to a dynamically stable structure (phonopy + CP2K)",
+        description="Relax the host from a rattled start, compute its Gamma phonons "
+        "(phonopy finite displacements, CP2K forces), follow imaginary modes and relax "
+        "again until none remains; prints space group, Glazer tilts, energy lowering. "
+        "Exit code 0 = stable, 3 = imaginary modes remain, 1 = error.",
+    )
+    add_arguments(stab)
+    stab.add_argument("--json", action="store_true", help="print one JSON object")
     fetch = sub.add_parser(
         "fetch-phases",
         help="fetch missing competing-phase structures from the Materials Project",
@@ -187,6 +199,10 @@ def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "check-stability":
+        from perovskite_defects.hosts.stability_run import main_check_stability
+
+        return main_check_stability(args)
     if args.command == "fetch-phases":
         return fetch_phases_command(args.config, args.formula)
     if args.command == "correct":

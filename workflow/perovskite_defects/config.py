@@ -232,6 +232,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
     _check_charges(config, hosts)
     _check_engine_settings(config)
+    _check_stability(config)
     from perovskite_defects.thermodynamics.spin_orbit_edges import check_config as check_soc
 
     try:
@@ -345,6 +346,22 @@ def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
 
 
 _SETTING_STRING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_stability(config: Mapping[str, Any]) -> None:
+    """host.stability with check true: CP2K (its forces are parsed) and a perovskite."""
+    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
+
+    block = config["host"].get("stability") or {}
+    if not block.get("check"):
+        return
+    if config["engine"] != "cp2k":
+        raise ConfigError(
+            f"config key 'host.stability.check': needs engine cp2k (forces of {config['engine']} "
+            "runs are not parsed); set check: false"
+        )
+    if framework(config) != PEROVSKITE:
+        raise ConfigError("config key 'host.stability.check': only for framework perovskite hosts")
 
 
 def _check_engine_settings(config: Mapping[str, Any]) -> None:

@@ -35,6 +35,13 @@ END_MEMBERS = pd_study.end_member_plans(CONFIG, list(HOST_PLANS.values()))
 HOSTS = list(HOST_PLANS)
 # Hosts with lattice_mode relax: their supercell is relaxed itself (no end members).
 RELAXED_HOSTS = [h for h, p in HOST_PLANS.items() if p.lattice_mode == "relax"]
+# Hosts with host.stability.check: the phonon-checked stable supercell is the bulk (its
+# cell its own, as with lattice_mode relax) and gives the host energy.
+STABLE_HOSTS = [
+    h
+    for h, p in HOST_PLANS.items()
+    if p.framework == "perovskite" and (p.settings.get("stability") or {}).get("check")
+]
 
 
 def one_of(names):
@@ -47,6 +54,7 @@ def one_of(names):
 HOST_RE = one_of(HOSTS)
 END_MEMBER_RE = one_of(END_MEMBERS)
 RELAXED_HOST_RE = one_of(RELAXED_HOSTS)
+STABLE_HOST_RE = one_of(STABLE_HOSTS)
 PHASES = CONFIG["competing_phases"]
 # Tables of each host (results/<study>/<host>/tables/) and across hosts (<study>/tables/).
 HOST_TABLE_NAMES = (
@@ -103,6 +111,11 @@ def bulk_input_files(wildcards):
     """The host structure and what gives the bulk its lattice: the relaxed end-member unit
     cells (lattice_mode vegard) or the host supercell's own relaxation (relax)."""
     folder = f"results/{wildcards.study}/{wildcards.host}"
+    if wildcards.host in STABLE_HOSTS:
+        return {
+            "host": f"{folder}/structures/host.json",
+            "stable": f"{folder}/stability/stability.json",
+        }
     if wildcards.host in RELAXED_HOSTS:
         return {
             "host": f"{folder}/structures/host.json",
@@ -116,7 +129,7 @@ def host_energy_record(wildcards):
     atomic A cation (as before), otherwise the bulk supercell (SQS, molecules, framework
     any)."""
     plan = HOST_PLANS[wildcards.host]
-    if plan.energy_from_unitcell:
+    if plan.energy_from_unitcell and wildcards.host not in STABLE_HOSTS:
         return f"results/{wildcards.study}/{wildcards.host}/unitcell/record.json"
     return f"results/{wildcards.study}/{wildcards.host}/bulk/record.json"
 

@@ -55,6 +55,32 @@ rule supercell_relax_inputs:
         "../scripts/supercell_relax_inputs.py"
 
 
+# host.stability.check: the host supercell relaxed from a rattled start, checked by its
+# Gamma phonons (phonopy, engine forces) and displaced along imaginary modes until none
+# remains; every sub-calculation has its own folder under stability/ and is reused after
+# a kill. Its final structure is the bulk.
+rule host_stability:
+    input:
+        host="results/{study}/{host}/structures/host.json",
+    output:
+        "results/{study}/{host}/stability/stability.json",
+    log:
+        "logs/{study}/{host}/stability.log",
+    wildcard_constraints:
+        host=STABLE_HOST_RE,
+    conda:
+        "../../envs/perovskite-defects.yaml"
+    threads: dft_threads()
+    resources:
+        mem_mb=lambda wildcards, threads, attempt: dft_mem_mb(threads, attempt),
+        runtime=lambda wildcards, attempt: 4 * dft_runtime_min(attempt),
+        tasks=dft_threads(),
+        cpus_per_task=1,
+        mpi=dft_mpi_launcher,
+    script:
+        "../scripts/host_stability.py"
+
+
 rule bulk_inputs:
     input:
         unpack(bulk_input_files),

@@ -64,6 +64,8 @@ class CalcRecord:
         source_files: output files that the numbers were read from (relative to ``run_dir``).
         settings: engine settings that determine the numbers (cutoffs, basis, k-points...).
         extra: anything else an engine wants to keep (e.g. spin, SCF steps, timings).
+        forces: forces on the atoms of the final structure (eV/Å, one row per atom), for
+            runs that asked for them (``CalcSpec.forces``), else None.
     """
 
     engine: str
@@ -82,6 +84,7 @@ class CalcRecord:
     source_files: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    forces: list[list[float]] | None = None
 
     @property
     def converged(self) -> bool:
@@ -152,6 +155,8 @@ class CalcSpec:
         band_edges: the run must give the band edges of the host (bulk supercell).
         keep_symmetry: crystal system to keep during a cell relaxation (e.g. "CUBIC").
         fixed_atoms: 0-based indices (in the structure passed) of atoms held fixed.
+        forces: a static run must also give the forces on the atoms (finite-displacement
+            phonons); they land in ``CalcRecord.forces``.
     """
 
     kind: str
@@ -160,6 +165,7 @@ class CalcSpec:
     band_edges: bool = False
     keep_symmetry: str | None = None
     fixed_atoms: tuple[int, ...] = ()
+    forces: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in CALC_KINDS:

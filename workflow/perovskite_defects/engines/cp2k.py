@@ -221,6 +221,7 @@ def write_input(
     keep_symmetry: str | None = None,
     fixed_atoms: Sequence[int] = (),
     band_edges: bool = False,
+    forces: bool = False,
 ) -> Path:
     """Write ``cp2k.inp`` for ``structure`` (a pymatgen Structure) into ``run_dir``.
 
@@ -233,6 +234,7 @@ def write_input(
         band_edges: add the supercell's Gamma point at zero weight to a shifted mesh, for
             band edges (the bulk needs it; defect cells do not, and without it their 4
             k-points of a 2x2x2 mesh split evenly over 2 MPI ranks: measured ~30 % faster).
+        forces: a static run computes and prints the forces on the atoms (ENERGY_FORCE).
     """
     if calc_kind not in CALC_KINDS:
         raise ValueError(f"calc_kind must be one of {CALC_KINDS}, got {calc_kind!r}")
@@ -249,6 +251,8 @@ def write_input(
         mesh = kpoint_mesh(structure.lattice.abc, settings.kpoint_length)
 
     run_type = {"relax_cell": "CELL_OPT", "relax_ions": "GEO_OPT", "static": "ENERGY"}[calc_kind]
+    if forces and calc_kind == "static":
+        run_type = "ENERGY_FORCE"
     lines: list[str] = []
     add = lines.append
     add("&GLOBAL")
@@ -360,6 +364,11 @@ def write_input(
         add(f"      &END {section}")
     add("    &END PRINT")
     add("  &END DFT")
+    if run_type == "ENERGY_FORCE":
+        add("  &PRINT")
+        add("    &FORCES ON")
+        add("    &END FORCES")
+        add("  &END PRINT")
     add("  &SUBSYS")
     add("    &CELL")
     for label, vec in zip("ABC", structure.lattice.matrix, strict=True):
@@ -552,6 +561,7 @@ def parse(run_dir: str | Path) -> CalcRecord:
         vbm=vbm,
         cbm=cbm,
         potential_file=cubes[-1].name if cubes else None,
+        forces=_forces(text),
         run_dir=str(run_dir),
         source_files=[OUTPUT_NAME, INPUT_NAME],
         settings={k: meta[k] for k in ("settings", "kpoint_mesh", "spin_polarised") if k in meta},
@@ -561,6 +571,19 @@ def parse(run_dir: str | Path) -> CalcRecord:
             "atomic_populations": cp2k_record_populations(text, out_path),
         },
     )
+
+
+_FORCES_RE = re.compile(r"ATOMIC FORCES in \[a\.u\.\]\s*\n\s*\n\s*# Atom.*?\n(.*?)SUM OF", re.S)
+
+
+def _forces(text: str) -> list[list[float]] | None:
+    """Forces of the last printed block (eV/Å), or None when none was printed."""
+    blocks = _FORCES_RE.findall(text)
+    if not blocks:
+        return None
+    scale = HARTREE_TO_EV / BOHR_TO_ANGSTROM
+    rows = [line.split() for line in blocks[-1].strip().splitlines() if line.strip()]
+    return [[float(v) * scale for v in row[3:6]] for row in rows]
 
 
 def _loads(path: Path) -> dict[str, Any]:
@@ -664,6 +687,7 @@ class Cp2kEngine(Engine):
             keep_symmetry=spec.keep_symmetry,
             fixed_atoms=spec.fixed_atoms,
             band_edges=spec.band_edges,
+            forces=spec.forces,
         )
 
     def command(self, config: Mapping[str, Any], run_dir: Path, nprocs: int) -> list[str]:

@@ -112,7 +112,8 @@ def make_phonopy(
         raise PhononError(
             f"supercell matrix must be 3 integers or a non-singular 3x3, got {matrix.tolist()}"
         )
-    return Phonopy(get_phonopy_structure(structure), supercell_matrix=matrix, primitive_matrix=None)
+    # "P": the structure itself is the primitive cell (phonopy 4 would otherwise reduce it)
+    return Phonopy(get_phonopy_structure(structure), supercell_matrix=matrix, primitive_matrix="P")
 
 
 def displaced_supercells(

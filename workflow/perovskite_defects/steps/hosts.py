@@ -54,6 +54,10 @@ def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) 
     else:
         host.metadata["lattice_source"] = plan.lattice_source
     host.metadata["end_members"] = list(plan.end_members)
+    if (s.get("stability") or {}).get("check"):
+        # the bulk is this supercell brought to a dynamically stable structure
+        host.metadata["lattice_source"] = "relaxed (stability check)"
+        host.metadata["stability"] = "stability/stability.json"
     host.to_files(out_dir, "host")
     log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
 
@@ -114,6 +118,47 @@ def prepare_supercell_relax(
     write_inputs(config, host.structure, CalcSpec("relax_cell", "bulk"), calc_dir)
 
 
+def check_host_stability(
+    config: Mapping[str, Any],
+    host_json: str | Path,
+    out_dir: str | Path,
+    nprocs: int,
+    mpi_launcher: str | None = None,
+) -> None:
+    """stability/: the host supercell brought to a dynamically stable structure
+    (host.stability; see hosts/stability.py), result in stability.json."""
+    from perovskite_defects.hosts.perovskite import HostStructure
+    from perovskite_defects.hosts.stability import StabilitySettings
+    from perovskite_defects.hosts.stability_run import run_check
+
+    host = HostStructure.from_json(host_json)
+    plan = host_plan(config, host.name)
+    settings = StabilitySettings.from_mapping(dict(plan.settings.get("stability") or {}))
+    result = run_check(host.structure, out_dir, config, settings, nprocs, mpi_launcher)
+    log.info("%s: %s", host.name, result.summary())
+
+
+def _stable_bulk(host, stability_json: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The phonon-checked host supercell of host.stability (cell and positions)."""
+    from perovskite_defects.hosts.stability import HostStability
+
+    result = HostStability.from_json(stability_json)
+    structure = result.final_structure()
+    if [s.specie.symbol for s in structure] != [s.specie.symbol for s in host.structure]:
+        # the defects of the manifest address atoms by index in the host's order
+        raise EngineError(f"{stability_json}: atoms are not those of {host.name}'s host.json")
+    if not result.stable:
+        log.warning("%s: the host keeps imaginary modes (%s)", host.name, stability_json)
+    info = {
+        "lattice_constant": _pseudo_cubic(structure),
+        "lattice_source": "relaxed (stability check)",
+        "stability": {**result.summary(), "file": str(stability_json)},
+        "lattice_abc": list(structure.lattice.abc),
+        "lattice_angles": list(structure.lattice.angles),
+    }
+    return structure, info
+
+
 def _relaxed_bulk(host, record_path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The relaxed host supercell (cell and positions) of lattice_mode relax."""
     record = CalcRecord.from_json(record_path).require_converged()
@@ -149,8 +194,11 @@ def prepare_bulk(
     if plan.framework != "perovskite":
         _prepare_structure_bulk(config, host, plan, end_member_records, calc_dir)
         return
-    if plan.lattice_mode == "relax":
-        structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
+    if "stable" in end_member_records or plan.lattice_mode == "relax":
+        if "stable" in end_member_records:
+            structure, info = _stable_bulk(host, end_member_records["stable"])
+        else:
+            structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
         write_structure_files(structure, calc_dir)
         payload = {**info, "structure": structure.as_dict()}
         (calc_dir / "supercell.json").write_text(json.dumps(payload, indent=1))

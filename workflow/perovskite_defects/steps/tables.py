@@ -14,7 +14,7 @@ from perovskite_defects.defects.local_environment import (
     write_table as write_local_environment_table,
 )
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.reporting.tables import DEFECT, TRANSITION, write_csv, write_markdown
+from perovskite_defects.reporting.tables import write_csv, write_markdown
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
 from perovskite_defects.thermodynamics import spin_orbit_edges as soc
 from perovskite_defects.thermodynamics.band_edges import study_band_edges
@@ -25,6 +25,7 @@ from perovskite_defects.thermodynamics.concentrations import (
 )
 from perovskite_defects.thermodynamics.host_results import DefectRun, HostResults, host_results
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.rows import DEFECT, TRANSITION
 from perovskite_defects.thermodynamics.trap_classes import DefectStates
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
                 record=CalcRecord.from_json(directory / RECORD),
                 atoms_added=cell.atoms_added,
                 multiplicity=cell.multiplicity,
-                correction=float(correction["total"]),
+                # a failed run's correction.json holds no total
+                correction=None if correction.get("total") is None else float(correction["total"]),
                 states=states,
             )
         )

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from perovskite_defects.reporting.tables import CHARGE, DEFECT, Row
 from perovskite_defects.thermodynamics.carriers import (
     A3_TO_CM3,
     K_B,
@@ -47,6 +46,7 @@ from perovskite_defects.thermodynamics.carriers import (
     logsumexp,
 )
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry, charge_lines
+from perovskite_defects.thermodynamics.rows import CHARGE, DEFECT, Row
 
 CONCENTRATION = "concentration (cm^-3)"
 

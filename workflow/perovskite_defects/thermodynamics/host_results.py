@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.reporting.tables import DEFECT, formation_energy_table
 from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.carriers import BandModel
 from perovskite_defects.thermodynamics.concentrations import (
@@ -31,6 +30,7 @@ from perovskite_defects.thermodynamics.formation import (
     transition_levels,
 )
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.rows import DEFECT, formation_energy_table
 from perovskite_defects.thermodynamics.trap_classes import (
     TRAP_CLASS,
     DefectStates,
@@ -47,7 +47,7 @@ class DefectRun:
         record: the engine record of the defect supercell (charge inside).
         atoms_added: element -> atoms added (negative: removed) against the bulk.
         multiplicity: equivalent sites per supercell from the defect generator.
-        correction: finite-size correction (eV) added to the energy.
+        correction: finite-size correction (eV) added to the energy; None for a failed run.
         states: character of the defect states, None where not analysed.
     """
 
@@ -55,7 +55,7 @@ class DefectRun:
     record: CalcRecord
     atoms_added: Mapping[str, int]
     multiplicity: float
-    correction: float
+    correction: float | None
     states: DefectStates | None = None
 
     @property
@@ -138,9 +138,10 @@ def host_results(
     dopants: dict[str, list[str]] = {}
     for run in runs:
         dopants[run.name] = dopants_of(dict(run.atoms_added), host_elements)
-        if run.failure:  # kept as a row, never as a number
+        if run.failure or run.correction is None:  # kept as a row, never as a number
+            reason = run.failure or "no finite-size correction"
             entries.append(
-                DefectChargeEntry.missing(run.name, run.charge, limits.limit_names, run.failure)
+                DefectChargeEntry.missing(run.name, run.charge, limits.limit_names, reason)
             )
             continue
         entries.append(

@@ -269,8 +269,8 @@ def transition_level_rows(
     """Rows of :func:`~perovskite_defects.reporting.tables.transition_level_table` with the columns
     nearest edge, depth from it, in gap, class, and the defect-state character of both
     charge states (empty where the eigenvalues were not analysed)."""
-    from perovskite_defects.reporting.tables import transition_level_table
     from perovskite_defects.thermodynamics.formation import format_charge
+    from perovskite_defects.thermodynamics.rows import transition_level_table
 
     states = states or {}
     rows = transition_level_table(levels)
