@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from workflow_runner import snakemake
 
 from perovskite_defects import config as cfg
 from perovskite_defects.engines import cp2k, recovery
@@ -328,11 +327,7 @@ def test_results_directory_not_writable(tmp_path: Path) -> None:
         cfg.check_writable(tmp_path / "results" / "study")
     assert "exists and is not a directory" in _one_line(err.value)
 
-    snakemake = str(Path(sys.executable).parent / "snakemake")
-    (tmp_path / "study.yaml").write_text("study: blocked\n")
-    cmd = [snakemake, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path)]
-    cmd += ["-n", "--cores", "1", "--configfile", str(tmp_path / "study.yaml")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = snakemake(tmp_path, {"study": "blocked"}, "-n", "--cores", "1", timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     expected = "invalid configuration: results directory results/blocked: results exists"

@@ -25,6 +25,7 @@ def cdte_bulk(cdte_reference: Path):
     return folder, record, read_potential_grid(folder / str(record.potential_file))
 
 
+@pytest.mark.reference
 def test_default_is_the_bulk_record(cdte_bulk) -> None:
     folder, record, _ = cdte_bulk
     edges = study_band_edges({"source": "bulk"}, record, folder)
@@ -33,6 +34,7 @@ def test_default_is_the_bulk_record(cdte_bulk) -> None:
     assert edges.offset == 0.0
 
 
+@pytest.mark.reference
 def test_aligning_a_folder_to_itself_changes_nothing(cdte_bulk) -> None:
     folder, record, _ = cdte_bulk
     edges = study_band_edges({"source": "external", "folder": str(folder)}, record, folder)
@@ -40,6 +42,7 @@ def test_aligning_a_folder_to_itself_changes_nothing(cdte_bulk) -> None:
     assert (edges.vbm, edges.cbm) == pytest.approx((record.vbm, record.cbm), abs=1e-12)
 
 
+@pytest.mark.reference
 def test_a_constant_potential_shift_is_removed(cdte_bulk) -> None:
     _, record, grid = cdte_bulk
     shift = 0.731  # eV: the external run's zero of energy sits elsewhere
@@ -55,6 +58,7 @@ def test_a_constant_potential_shift_is_removed(cdte_bulk) -> None:
     assert average_potential(shifted_grid) - average_potential(grid) == pytest.approx(shift)
 
 
+@pytest.mark.reference
 def test_other_engine_or_missing_folder_is_refused(cdte_bulk, tmp_path: Path) -> None:
     folder, record, grid = cdte_bulk
     other = dataclasses.replace(record, engine="cp2k")

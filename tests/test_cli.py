@@ -15,6 +15,7 @@ from perovskite_defects.engines.folders import detect_engine
 CLI = str(Path(sys.executable).parent / "perovskite-defects")
 
 
+@pytest.mark.reference
 def test_correct_on_the_cdte_reference_json(cdte_reference: Path) -> None:
     proc = subprocess.run(
         [CLI, "correct", "--bulk", str(cdte_reference / "bulk_vasp_gam"),
@@ -30,6 +31,7 @@ def test_correct_on_the_cdte_reference_json(cdte_reference: Path) -> None:
     assert result["band_gap"] == pytest.approx(1.469, abs=5e-3)
 
 
+@pytest.mark.reference
 def test_correct_reordered_atoms_give_the_same(cdte_reference: Path, capsys) -> None:
     def run(bulk: str, defect: str) -> dict:
         code = main(["correct", "--bulk", str(cdte_reference / bulk),
@@ -46,6 +48,7 @@ def test_correct_reordered_atoms_give_the_same(cdte_reference: Path, capsys) -> 
     assert shuffled["fnv_correction"] == pytest.approx(ordered["fnv_correction"], abs=1e-4)
 
 
+@pytest.mark.reference
 def test_human_output_and_errors(cdte_reference: Path, tmp_path: Path, capsys) -> None:
     assert main(["correct", "--bulk", str(cdte_reference / "bulk_vasp_gam"),
                  "--defect", str(cdte_reference / "v_Cd_-2_vasp_gam"),

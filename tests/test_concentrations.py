@@ -131,6 +131,7 @@ def test_quench_keeps_totals() -> None:
     assert row["synthesis temperature (K)"] == 600.0
 
 
+@pytest.mark.reference
 def test_band_model_choice(tmp_path: Path, cdte_reference: Path) -> None:
     # default study's bulk: the weighted shifted mesh misses R -> effective masses (auto)
     bulk_dir = tmp_path / "bulk"

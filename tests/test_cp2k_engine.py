@@ -186,6 +186,7 @@ def test_truncated_output_is_not_a_result(tmp_path: Path) -> None:
         cp2k.parse(run)
 
 
+@pytest.mark.reference
 def test_output_of_another_engine_is_rejected(tmp_path: Path, cdte_reference: Path) -> None:
     import gzip
 

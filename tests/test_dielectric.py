@@ -68,6 +68,7 @@ def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("scheme", ["fnv", "efnv"])
+@pytest.mark.reference
 def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: Path, scheme):
     from perovskite_defects.steps.analysis import correction
 

@@ -12,6 +12,7 @@ from perovskite_defects.engines import vasp
 @pytest.mark.parametrize(
     "eps", [9.13, [9.13, 9.13, 20.0], [[9.0, 1.0, 0.0], [1.0, 9.0, 0.0], [0.0, 0.0, 12.0]]]
 )
+@pytest.mark.reference
 def test_native_fnv_equals_library(cdte_reference: Path, eps) -> None:
     from perovskite_defects.corrections import fnv_correction, locate_defect
     from perovskite_defects.engines.potentials import read_potential_grid

@@ -56,6 +56,7 @@ def fnv(cdte: dict[str, dict]) -> dict[str, FNVResult]:
     return results
 
 
+@pytest.mark.reference
 def test_fnv_matches_reference(fnv: dict[str, FNVResult]) -> None:
     res = fnv["ordered"]
     assert res.charge == -2
@@ -73,12 +74,14 @@ def test_fnv_matches_reference(fnv: dict[str, FNVResult]) -> None:
     assert summary["axis_delta_v"] == pytest.approx(list(res.axis_delta_v))
 
 
+@pytest.mark.reference
 def test_reordered_atoms_give_identical_fnv(fnv: dict[str, FNVResult]) -> None:
     a, b = fnv["ordered"], fnv["reordered"]
     for name in ("total", "point_charge", "alignment"):
         assert getattr(a, name) == pytest.approx(getattr(b, name), abs=1e-4)
 
 
+@pytest.mark.reference
 def test_locate_vacancy_in_both_orderings(cdte: dict[str, dict]) -> None:
     found = {}
     for key, pair in cdte.items():
@@ -92,6 +95,7 @@ def test_locate_vacancy_in_both_orderings(cdte: dict[str, dict]) -> None:
     assert np.abs(delta - np.round(delta)).max() < 1e-6
 
 
+@pytest.mark.reference
 def test_defect_position_matters(cdte: dict[str, dict], fnv: dict[str, FNVResult]) -> None:
     pair = cdte["ordered"]
     off = fnv_correction(-2, EPS_CDTE, pair["bulk_grid"], pair["defect_grid"], [0.5, 0.5, 0.5])

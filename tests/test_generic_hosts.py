@@ -103,7 +103,7 @@ def test_both_plan_kinds_give_what_the_rules_read(cdte_file: Path) -> None:
 
 def test_dry_run_of_a_framework_any_study(cdte_file: Path, tmp_path: Path) -> None:
     """The rule files evaluate a structure-file host (no DFT: snakemake -n)."""
-    from test_workflow import snakemake
+    from workflow_runner import snakemake
 
     config = any_config(cdte_file, study="cdte_dry")
     for relax in (False, True):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 from test_lattice_mode import _jobs
-from test_workflow import TINY, snakemake
+from workflow_runner import snakemake, tiny
 
 from perovskite_defects import cli
 from perovskite_defects import config as cfg
@@ -25,6 +25,7 @@ from perovskite_defects.hosts.stability import HostStability, StabilityRound
 from perovskite_defects.hosts.stability_run import stability_config
 from perovskite_defects.steps import hosts as steps_hosts
 
+TINY = tiny()  # tests/configs/tiny.yaml
 STUDY = {**TINY, "study": "stab", "host": {**TINY["host"], "stability": {"check": True}}}
 
 

@@ -69,6 +69,7 @@ def efnv(cdte: dict[str, dict]) -> dict[str, EFNVResult]:
 # --- CdTe V_Cd^-2 reference ---------------------------------------------------------------
 
 
+@pytest.mark.reference
 def test_efnv_matches_reference(efnv: dict[str, EFNVResult]) -> None:
     res = efnv["ordered"]
     assert res.charge == -2
@@ -102,6 +103,7 @@ def test_efnv_matches_reference(efnv: dict[str, EFNVResult]) -> None:
     assert summary["n_sampled"] == res.n_sampled
 
 
+@pytest.mark.reference
 def test_reordered_atoms_give_identical_efnv(efnv: dict[str, EFNVResult]) -> None:
     a, b = efnv["ordered"], efnv["reordered"]
     for name in ("total", "point_charge", "alignment", "delta_v", "error", "sampling_radius"):
@@ -110,6 +112,7 @@ def test_reordered_atoms_give_identical_efnv(efnv: dict[str, EFNVResult]) -> Non
     assert np.allclose(np.sort(a.site_delta_v), np.sort(b.site_delta_v), atol=1e-6)
 
 
+@pytest.mark.reference
 def test_from_vasp_dirs_matches_and_checks_charge(
     cdte_reference: Path, efnv: dict[str, EFNVResult]
 ) -> None:
@@ -120,6 +123,7 @@ def test_from_vasp_dirs_matches_and_checks_charge(
         efnv_from_vasp_dirs(bulk_dir, defect_dir, -1, EPS_CDTE)
 
 
+@pytest.mark.reference
 def test_cubic_tensor_equals_scalar(cdte: dict[str, dict], efnv: dict[str, EFNVResult]) -> None:
     scalar = efnv["ordered"]
     for eps in ([EPS_CDTE] * 3, EPS_CDTE * np.eye(3)):
@@ -131,6 +135,7 @@ def test_cubic_tensor_equals_scalar(cdte: dict[str, dict], efnv: dict[str, EFNVR
     )
 
 
+@pytest.mark.reference
 def test_shuffled_atoms_are_matched_by_position(
     cdte: dict[str, dict], efnv: dict[str, EFNVResult]
 ) -> None:
@@ -149,6 +154,7 @@ def test_shuffled_atoms_are_matched_by_position(
     assert given.total == pytest.approx(res.total, abs=1e-12)
 
 
+@pytest.mark.reference
 def test_potential_length_mismatch_is_named(cdte: dict[str, dict]) -> None:
     pair = dict(cdte["ordered"])
     pair["defect_pot"] = pair["defect_pot"][:-1]
@@ -160,6 +166,7 @@ def test_potential_length_mismatch_is_named(cdte: dict[str, dict]) -> None:
         _efnv(pair)
 
 
+@pytest.mark.reference
 def test_large_spread_logs_a_warning(
     cdte: dict[str, dict], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_workflow import TINY, snakemake
+from workflow_runner import snakemake, study_config, tiny_cp2k
 
 from perovskite_defects import config as cfg
 from perovskite_defects.engines.base import CalcRecord, EngineError
@@ -22,14 +22,12 @@ from perovskite_defects.steps import hosts as steps_hosts
 from perovskite_defects.study import end_member_plans, plan_hosts
 
 ALLOY = "CsSn0.5Pb0.5I3"
+# The compositions, defects and phases of tests/configs/two_compositions.yaml, each host
+# supercell relaxed itself.
 SWEEP = {
+    **study_config("two_compositions"),
     "study": "relax2",
     "host": {"lattice_constant": 6.30, "supercell": [2, 1, 1], "lattice_mode": "relax"},
-    "sweep": {"compositions": [{"A": "Cs", "X": "I", "x": 0}, {"A": "Cs", "X": "I", "x": 0.5}]},
-    "defects": [{"name": "V_X", "charges": [1, 0]}],
-    "site_classes": {"representatives": 1},
-    "competing_phases": ["Cs", "Pb", "Sn", "I2", "CsI", "PbI2"],
-    "resources": {"mpi_ranks": 1},
 }
 
 
@@ -222,7 +220,7 @@ def test_relaxed_alloy_supercell_with_cp2k(tmp_path: Path, cp2k_binary: str) -> 
     """One real CP2K cell relaxation of the 10-atom CsSn0.5Pb0.5I3 SQS ([2, 1, 1]) at the
     tiny settings of the workflow tests, then the bulk and a defect built on it."""
     study = {**SWEEP, "sweep": {"compositions": [{"A": "Cs", "X": "I", "x": 0.5}]}}
-    study["cp2k"] = TINY["cp2k"]
+    study["cp2k"] = tiny_cp2k()
     base = f"results/relax2/{ALLOY}"
     targets = (f"{base}/bulk/calc.json", f"{base}/defects/manifest.tsv")
     proc = snakemake(tmp_path, study, "--cores", "2", *targets, timeout=900)

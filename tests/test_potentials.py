@@ -160,6 +160,7 @@ def test_unknown_potential_file_type(tmp_path: Path) -> None:
         read_potential_grid(tmp_path / "potential.dat")
 
 
+@pytest.mark.reference
 def test_reference_locpot_matches_pymatgen(cdte_reference: Path) -> None:
     from pymatgen.io.vasp import Locpot
 

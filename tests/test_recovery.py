@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from micro_study import MICRO, assert_same_tables, command, env, run, tables
+from workflow_runner import assert_same_tables, command, environment, micro, snakemake, study_tables
 
 from perovskite_defects import config as cfg
 from perovskite_defects.engines import cp2k, recovery
@@ -168,7 +168,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     calc = _prepare(tmp_path / "killed", config, "relax_cell", a=6.6)
     proc = subprocess.Popen(
         [sys.executable, "-c", _RUN_SCRIPT % TINY_SETTINGS, str(calc)],
-        env=env(),
+        env=environment(),
         start_new_session=True,  # its own process group: the kill takes CP2K with it
     )
     restart = calc / "cp2k-1.restart"
@@ -219,8 +219,8 @@ def test_killed_workflow_recomputes_nothing_finished(
     # Two DFT jobs at a time (one MPI rank each): the kill lands while jobs are running.
     args = ("--cores", "2", "--rerun-incomplete")
     proc = subprocess.Popen(
-        command(killed, MICRO, *args),
-        env=env(),
+        command(killed, micro(), *args),
+        env=environment(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -243,11 +243,11 @@ def test_killed_workflow_recomputes_nothing_finished(
     finished = {p: p.stat().st_mtime_ns for p in study.glob("**/record.json")}
     assert 3 <= len(finished) < 7
 
-    again = run(killed, MICRO, *args, timeout=3600)
+    again = snakemake(killed, micro(), *args, timeout=3600)
     assert again.returncode == 0, again.stderr[-4000:]
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was recomputed"
     assert len(list(study.glob("**/record.json"))) == 7
 
     # Same config and ranks as the session's uninterrupted run: identical numbers.
-    assert_same_tables(tables(killed), micro_reference_tables, tol=0.0)
+    assert_same_tables(study_tables(killed), micro_reference_tables, tol=0.0)

@@ -37,6 +37,7 @@ def test_too_coarse_grid_is_explained() -> None:
         site_potentials(grid, [[0.25, 0.25, 0.25]], 0.3)
 
 
+@pytest.mark.reference
 def test_cli_efnv_on_the_cdte_reference(cdte_reference: Path, capsys) -> None:
     code = main(["correct", "--bulk", str(cdte_reference / "bulk_vasp_gam"),
                  "--defect", str(cdte_reference / "v_Cd_-2_vasp_gam"), "--charge", "-2",

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from micro_study import MICRO, ROOT, assert_same_tables, run, tables
+from workflow_runner import ROOT, assert_same_tables, micro, snakemake, study_tables
 
 pytestmark = pytest.mark.slurm
 
@@ -47,10 +47,12 @@ def test_tiny_study_on_slurm_equals_local_run(
     local_slurm: Path, tmp_path: Path, micro_reference_tables: dict
 ) -> None:
     # Two MPI ranks per DFT job: srun must start them (one task each) inside the allocation.
-    config = dict(MICRO, resources={"mpi_ranks": 2})
+    config = {**micro(), "resources": {"mpi_ranks": 2}}
     on_slurm = tmp_path / "slurm"
     on_slurm.mkdir()
-    proc = run(on_slurm, config, "--profile", str(ROOT / "profiles" / "slurm-local"), timeout=3000)
+    proc = snakemake(
+        on_slurm, config, "--profile", str(ROOT / "profiles" / "slurm-local"), timeout=3000
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
     assert "submitted with SLURM jobid" in out
@@ -69,4 +71,4 @@ def test_tiny_study_on_slurm_equals_local_run(
 
     # The session's local run used one rank per job: the rank count only changes the
     # order of sums (measured: 2e-10 eV), far below the 1e-6 eV tolerance.
-    assert_same_tables(tables(on_slurm), micro_reference_tables)
+    assert_same_tables(study_tables(on_slurm), micro_reference_tables)

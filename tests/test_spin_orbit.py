@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_workflow import TINY, snakemake
+from workflow_runner import snakemake, tiny
 
 from perovskite_defects import config as cfg
 from perovskite_defects.engines.base import CalcSpec, EngineError
@@ -42,6 +42,8 @@ from perovskite_defects.thermodynamics.spin_orbit_edges import (
     apply_shifts,
     level_comparison_rows,
 )
+
+TINY = tiny()  # tests/configs/tiny.yaml
 
 
 def _shifts(dv: float = 0.05, dc: float = -1.0) -> SocShifts:
@@ -278,6 +280,7 @@ def test_cspbi3_spin_orbit_shifts_with_real_gpaw(tmp_path: Path) -> None:
     assert any(s.startswith("Pb:") for s in shifts.setups)
 
 
+@pytest.mark.reference
 def test_tables_with_shifts_through_the_workflow(cdte_reference: Path, tmp_path: Path) -> None:
     """The recorded CdTe V_Cd^-2 study (replayed VASP runs, see test_vasp_workflow) with
     band_edges.soc: gpaw. The shifts file is written by hand (GPAW on the 64-atom bulk

@@ -1,8 +1,8 @@
 """A two-composition sweep (CsPbI3 and CsSn0.5Pb0.5I3) through the real workflow with CP2K.
 
-As cheap as the physics allows: a [2, 1, 1] supercell (10 atoms, two B sites: the
-smallest that holds x = 0.5), one defect type (V_I) in two charge states, 150 Ry, a
-10 Å k-point length: 18 DFT jobs of at most 12 atoms.
+The study is tests/configs/two_compositions.yaml at the tiny CP2K settings: a [2, 1, 1]
+supercell (10 atoms, two B sites: the smallest that holds x = 0.5), one defect type (V_I)
+in two charge states, 150 Ry, a 10 Å k-point length: 18 DFT jobs of at most 12 atoms.
 """
 
 from __future__ import annotations
@@ -13,18 +13,9 @@ import math
 from pathlib import Path
 
 import pytest
-from test_workflow import TINY, snakemake
+from workflow_runner import snakemake, two_composition_sweep
 
-SWEEP = {
-    "study": "sweep2",
-    "host": {"lattice_constant": 6.30, "relax": True, "supercell": [2, 1, 1], "seed": 0},
-    "sweep": {"compositions": [{"A": "Cs", "X": "I", "x": 0}, {"A": "Cs", "X": "I", "x": 0.5}]},
-    "defects": [{"name": "V_X", "charges": [1, 0]}],
-    "site_classes": {"representatives": 1},
-    "competing_phases": ["Cs", "Pb", "Sn", "I2", "CsI", "PbI2"],
-    "resources": {"mpi_ranks": 1},
-    "cp2k": TINY["cp2k"],
-}
+SWEEP = two_composition_sweep()
 HOSTS = ("CsPbI3", "CsSn0.5Pb0.5I3")
 
 

@@ -118,6 +118,7 @@ def test_nelect_of_charged_cdte_vacancy(tmp_path: Path) -> None:
     assert incar(neutral)["NELECT"] == 564.0
 
 
+@pytest.mark.reference
 def test_nelect_matches_recorded_cdte_runs(cdte_reference: Path, tmp_path: Path) -> None:
     from pymatgen.io.vasp.inputs import Incar
 
@@ -224,6 +225,7 @@ def test_zval_table_against_pymatgen_potcar_data() -> None:
         assert recommended[element] in vasp.RECOMMENDED_ZVAL
 
 
+@pytest.mark.reference
 def test_zval_table_against_cdte_outcar(cdte_reference: Path) -> None:
     text = gz_text(cdte_reference / "bulk_vasp_gam" / "OUTCAR.gz")
     titles = re.findall(r"TITEL\s*=\s*PAW_PBE (\S+)", text)[:2]
@@ -232,6 +234,7 @@ def test_zval_table_against_cdte_outcar(cdte_reference: Path) -> None:
     assert [vasp.RECOMMENDED_ZVAL[t] for t in titles] == zvals
 
 
+@pytest.mark.reference
 def test_nelect_checked_against_the_potcar_in_use(cdte_reference: Path, tmp_path: Path) -> None:
     vasp.write_input(cdte_vacancy_cell(), CalcSpec("static", "defect", -2), settings(), tmp_path)
     # a POTCAR made of the real header lines of the reference run's POTCARs (Cd, Te)
@@ -321,6 +324,7 @@ def test_replay_engine_refuses_to_start_without_the_test_variable(
 # --------------------------------------------------------------------------- reading vasprun
 
 
+@pytest.mark.reference
 def test_streaming_reader_agrees_with_pymatgen(cdte_reference: Path) -> None:
     """Energy, edges, structure and parameters as pymatgen's full Vasprun gives them."""
     from pymatgen.io.vasp import Vasprun
@@ -349,6 +353,7 @@ def _edited_vasprun(src: Path, dst: Path, edit) -> Path:
     return out
 
 
+@pytest.mark.reference
 def test_electronically_unconverged_run_is_flagged(cdte_reference: Path, tmp_path: Path) -> None:
     # The real bulk run needed 21 electronic steps; with NELM = 21 it would have stopped
     # there unconverged.
@@ -367,6 +372,7 @@ def test_electronically_unconverged_run_is_flagged(cdte_reference: Path, tmp_pat
         record.require_converged()
 
 
+@pytest.mark.reference
 def test_relaxation_that_hit_nsw_is_not_converged(cdte_reference: Path, tmp_path: Path) -> None:
     # Two copies of the real ionic step make a 2-step relaxation; NSW = 2 means VASP
     # stopped at its step limit (as pymatgen judges it), NSW = 5 that it finished early.
@@ -389,6 +395,7 @@ def test_relaxation_that_hit_nsw_is_not_converged(cdte_reference: Path, tmp_path
     assert finished.geometry_converged is True
 
 
+@pytest.mark.reference
 def test_truncated_vasprun_is_an_error(cdte_reference: Path, tmp_path: Path) -> None:
     raw = gz_text(cdte_reference / "bulk_vasp_gam" / "vasprun.xml.gz").encode()
     with gzip.open(tmp_path / "vasprun.xml.gz", "wb") as fh:
@@ -397,6 +404,7 @@ def test_truncated_vasprun_is_an_error(cdte_reference: Path, tmp_path: Path) -> 
         vasp.parse_vasp_dir(tmp_path)
 
 
+@pytest.mark.reference
 def test_plain_and_gzipped_vasprun_read_alike(cdte_reference: Path, tmp_path: Path) -> None:
     src = cdte_reference / "v_Cd_-2_vasp_gam" / "vasprun.xml.gz"
     (tmp_path / "vasprun.xml").write_text(gz_text(src))

@@ -28,22 +28,26 @@ def records(cdte_reference: Path) -> dict[str, CalcRecord]:
     return {key: parse_vasp_dir(cdte_reference / name) for key, name in FOLDERS.items()}
 
 
+@pytest.mark.reference
 def test_raw_energy_difference(records: dict[str, CalcRecord]) -> None:
     diff = records["defect"].energy - records["bulk"].energy
     assert diff == pytest.approx(7.4480, abs=1e-3)
 
 
+@pytest.mark.reference
 def test_reordered_atoms_give_identical_energies(records: dict[str, CalcRecord]) -> None:
     assert records["bulk_alt"].energy == pytest.approx(records["bulk"].energy, abs=1e-6)
     assert records["defect_alt"].energy == pytest.approx(records["defect"].energy, abs=1e-6)
 
 
+@pytest.mark.reference
 def test_bulk_band_edges(records: dict[str, CalcRecord]) -> None:
     bulk = records["bulk"]
     assert bulk.vbm == pytest.approx(1.5968, abs=1e-3)
     assert bulk.band_gap == pytest.approx(1.469, abs=5e-3)
 
 
+@pytest.mark.reference
 def test_charge_nelect_and_flags(records: dict[str, CalcRecord]) -> None:
     for key in ("bulk", "bulk_alt"):
         assert (records[key].charge, records[key].nelect) == (0, 576.0)
@@ -64,6 +68,7 @@ def test_charge_nelect_and_flags(records: dict[str, CalcRecord]) -> None:
     assert len(records["defect"].pmg_structure()) == 63
 
 
+@pytest.mark.reference
 def test_record_json_round_trip(records: dict[str, CalcRecord], tmp_path: Path) -> None:
     path = tmp_path / "record.json"
     records["defect"].to_json(path)
@@ -73,6 +78,7 @@ def test_record_json_round_trip(records: dict[str, CalcRecord], tmp_path: Path) 
     assert back.settings == records["defect"].settings
 
 
+@pytest.mark.reference
 def test_site_potentials(cdte_reference: Path) -> None:
     defect = read_outcar_site_potentials(cdte_reference / FOLDERS["defect"])
     defect_alt = read_outcar_site_potentials(cdte_reference / FOLDERS["defect_alt"] / "OUTCAR.gz")
@@ -88,6 +94,7 @@ def test_missing_vasprun_names_folder(tmp_path: Path) -> None:
         parse_vasp_dir(tmp_path)
 
 
+@pytest.mark.reference
 def test_without_outcar_charge_comes_from_vasprun(cdte_reference: Path, tmp_path: Path) -> None:
     # vasprun's <atominfo> holds the POTCAR valences, so the charge needs no OUTCAR
     (tmp_path / "vasprun.xml.gz").symlink_to(cdte_reference / FOLDERS["defect"] / "vasprun.xml.gz")

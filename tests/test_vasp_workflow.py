@@ -13,33 +13,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+import workflow_runner
 
 from perovskite_defects import config as cfg
 from perovskite_defects.defects.manifest import manifest_jobs
 from perovskite_defects.engines import REPLAY_ENV, vasp
 from perovskite_defects.engines.base import CalcRecord
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
 
 def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None):
-    cfg_path = workdir / "study.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    cmd += ["--configfile", str(cfg_path), "--cores", "1", *args]
-    full_env = {k: v for k, v in os.environ.items() if k not in ("PMG_VASP_PSP_DIR", REPLAY_ENV)}
-    full_env.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=full_env)
+    """The shared workflow runner on one core (VASP settings of the caller's shell dropped)."""
+    return workflow_runner.snakemake(workdir, config, "--cores", "1", *args, timeout=1800, env=env)
 
 
 def _incar(folder: Path) -> dict:
@@ -241,6 +231,7 @@ def cdte_replay(cdte_reference: Path, tmp_path_factory: pytest.TempPathFactory) 
     return CdteReplay(tmp_path, configs, vacancies, procs)
 
 
+@pytest.mark.reference
 def test_replay_recorded_cdte_through_the_workflow(
     cdte_reference: Path, cdte_replay: CdteReplay
 ) -> None:
@@ -347,6 +338,7 @@ def test_replay_recorded_cdte_through_the_workflow(
         record.write_text(saved)
 
 
+@pytest.mark.reference
 def test_replay_refuses_a_recording_of_other_inputs(cdte_reference: Path, tmp_path: Path) -> None:
     config, recordings, vacant = _cdte_study(
         tmp_path, cdte_reference, "swap", PAIRS["ordered"], "vasp"
@@ -392,6 +384,7 @@ def _replayed_study(cdte_replay: CdteReplay, study: str):
 
 
 @pytest.mark.parametrize("study", list(PAIRS))
+@pytest.mark.reference
 def test_api_export_of_the_replayed_cdte_to_pymatgen_analysis_defects(
     cdte_replay: CdteReplay, study: str
 ) -> None:
@@ -423,6 +416,7 @@ def test_api_export_of_the_replayed_cdte_to_pymatgen_analysis_defects(
     reason="doped is not installed (optional, not in requirements-test.txt: pip install doped)",
 )
 @pytest.mark.parametrize("study", list(PAIRS))
+@pytest.mark.reference
 def test_api_export_of_the_replayed_cdte_to_doped(cdte_replay: CdteReplay, study: str) -> None:
     """The same through doped's DefectThermodynamics (doped 3.2.1 made the reference
     README's numbers). doped is optional and not installed in CI: skipped there, before

@@ -4,7 +4,7 @@ VASP cannot run on a laptop or in this project's CI, so it is the engine for clu
 ``engine: vasp`` in config writes complete inputs (INCAR, KPOINTS, POSCAR, POTCAR or
 POTCAR.spec) for every calculation of a study, and the run rule executes the configured
 command (e.g. ``srun vasp_std``). Defaults and why are in :class:`VaspSettings` and in the
-README section "Running with VASP on a cluster".
+docs/engines.md ("VASP on a cluster").
 
 Parsing reads vasprun.xml(.gz) with the streaming reader of :mod:`.vasprun` (not
 pymatgen's ``Vasprun``, which is slow on large files), and OUTCAR(.gz) for the core-level
@@ -102,7 +102,7 @@ class VaspSettings:
         relax_radius: defects relax the atoms within this distance (Å) at fixed cell
             (ISIF=2, selective dynamics for the others); 0 = unrelaxed ideal sites (static).
             Local relaxation keeps the dynamically unstable cubic prototype from tilting as
-            a whole (see the README); set it large (e.g. 100) to relax every atom.
+            a whole (docs/physics-and-settings.md); set it large (e.g. 100) to relax every atom.
         phase_cell_relax: relax the cells of competing phases (ISIF=3) except molecular
             crystals, which relax ions only.
         potcar_functional: pymatgen POTCAR family (PBE_54: pymatgen's current default).

@@ -8,7 +8,7 @@ valences of the pseudopotentials. This reader decompresses in chunks, cuts the `
 and ``<projected>`` blocks out at the byte level (keeping only the Fermi energy at the
 start of ``<dos>``), and feeds the rest to an incremental XML parser
 (``xml.etree.ElementTree.XMLPullParser``), dropping every element once it has been read.
-Timings on a ~110 MB vasprun are in ``bench/`` and the README.
+Timings on a ~110 MB vasprun are in ``bench/README.md`` and docs/benchmarks.md.
 
 A truncated file (a killed job) is a parse error, reported as :class:`EngineError` naming
 the file, so an interrupted run can never become a result.
