@@ -71,6 +71,7 @@ def test_detect_engine(tmp_path: Path) -> None:
     assert detect_engine(tmp_path) == "vasp"
 
 
+@pytest.mark.reference
 def test_both_schemes_in_one_call_equal_two_calls(cdte_reference: Path, capsys) -> None:
     def run(scheme: str) -> dict:
         code = main(["correct", "--bulk", str(cdte_reference / "bulk_vasp_gam"),
@@ -85,6 +86,7 @@ def test_both_schemes_in_one_call_equal_two_calls(cdte_reference: Path, capsys) 
     assert both["efnv_correction"] == pytest.approx(0.7490, abs=1e-4)  # see kumagai.py
 
 
+@pytest.mark.reference
 def test_correct_imports_neither_scipy_nor_pymatgen(cdte_reference: Path) -> None:
     """Startup imports were most of a call (scipy.optimize alone ~0.8 s CPU): keep them off."""
     code = (

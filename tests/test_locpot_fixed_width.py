@@ -71,6 +71,7 @@ def test_anything_else_is_left_to_fromstring(damage) -> None:
     assert _parse_fixed_width(text, 0, 50, False) is None
 
 
+@pytest.mark.reference
 def test_reference_locpot_takes_the_fixed_width_path(cdte_reference) -> None:
     import gzip
 

@@ -31,6 +31,7 @@ def test_random_triclinic_cells_match_pymatgen(seed: int) -> None:
     _assert_identical(structure_as_dict(lattice, species, frac), _pymatgen(lattice, species, frac))
 
 
+@pytest.mark.reference
 def test_cdte_reference_structures_match_pymatgen(cdte_reference: Path) -> None:
     from perovskite_defects.engines.vasprun import read_vasprun
 
