@@ -13,7 +13,9 @@ from perovskite_defects.steps import common as pd_steps_common
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
 from perovskite_defects.defects.manifest import manifest_jobs
-from perovskite_defects.corrections.dielectric import is_computed as pd_dielectric_is_computed
+from perovskite_defects.corrections.dielectric import (
+    is_computed as pd_dielectric_is_computed,
+)
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
 try:
