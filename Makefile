@@ -42,11 +42,11 @@ setup-test: setup
 	$(BIN)/pip install --quiet -r requirements-test.txt
 
 cp2k:
-	@bash scripts/ensure_cp2k.sh
+	@bash scripts/ensure_engine.sh cp2k
 
 # Debian's GPAW for the spin-orbit band-edge shifts (band_edges.soc: gpaw) and its test.
 gpaw:
-	@bash scripts/ensure_gpaw.sh
+	@bash scripts/ensure_engine.sh gpaw
 
 lint: setup-test
 	$(BIN)/ruff check workflow tests bench scripts
