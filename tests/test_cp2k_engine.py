@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perovskite_defects.engines import cp2k
+from perovskite_defects.engines import cp2k, cp2k_output
 from perovskite_defects.engines.base import EngineError
 from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 from perovskite_defects.engines.potentials import read_potential_grid
@@ -288,7 +288,7 @@ def test_band_edges_include_zero_weight_gamma() -> None:
     """Real 40-atom bulk output: the gap at R (through Gamma of the supercell), 1.41 eV."""
     text = _output_text("cspbi3_bulk_bands")
     assert parse_cp2k_eigenvalues(text).n_listed == 2
-    vbm, cbm = cp2k._band_edges(text)
+    vbm, cbm = cp2k_output._band_edges(text)
     assert vbm == pytest.approx(1.057531, abs=1e-6)
     assert cbm - vbm == pytest.approx(1.412, abs=1e-3)
 
@@ -297,5 +297,5 @@ def test_band_edges_refused_when_a_kpoint_is_missing(caplog) -> None:
     """Real output where CP2K printed one of two k-points: no band edges rather than wrong ones."""
     text = _output_text("cspbi3_bulk_missing_gamma")
     with caplog.at_level("WARNING"):
-        assert cp2k._band_edges(text) == (None, None)
+        assert cp2k_output._band_edges(text) == (None, None)
     assert "1 of 2 k-points" in caplog.text

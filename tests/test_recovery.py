@@ -19,7 +19,7 @@ import pytest
 from workflow_runner import assert_same_tables, command, environment, micro, snakemake, study_tables
 
 from perovskite_defects import config as cfg
-from perovskite_defects.engines import cp2k, recovery
+from perovskite_defects.engines import cp2k, cp2k_output, recovery
 from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.hosts.perovskite import cubic_prototype
 from perovskite_defects.steps import calculations as steps_calculations
@@ -181,7 +181,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (calc / "record.json").exists()
-    killed_at = cp2k._final_structure(calc, "").lattice.a
+    killed_at = cp2k_output._final_structure(calc, "").lattice.a
     assert killed_at < 6.6 - 1e-3  # the first step moved the cell
 
     resumed = steps_calculations.run_calculation(config, calc, 1)

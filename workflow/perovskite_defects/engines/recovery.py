@@ -25,6 +25,10 @@ is discarded instead of being resumed into a different calculation.
 Written here rather than taken from a library: custodian (Materials Project) has error
 handlers for VASP/Q-Chem but none for CP2K, and its job model (a supervising process that
 outlives the engine) does not fit Snakemake jobs that SLURM may kill outright.
+
+Why over 500 lines: the three parts (resume, SCF ladder, failure records) share the job's
+bookkeeping (attempt folders, restart files, the ladder state) and are tested together
+against real killed CP2K runs.
 """
 
 from __future__ import annotations

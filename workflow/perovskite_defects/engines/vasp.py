@@ -16,6 +16,10 @@ variable). Without it the inputs are still written, with ``POTCAR.spec`` (the sy
 instead of POTCAR and NELECT from :data:`RECOMMENDED_ZVAL`; the run step then stops with a
 message naming ``PMG_VASP_PSP_DIR``, and whenever a POTCAR is there it checks NELECT
 against the POTCAR's own valences before VASP starts.
+
+Why over 500 lines: the settings with their reasons, the input writer, the run command and
+the record builder of one engine that cannot run here; they change together whenever a
+VASP option is added, and the streaming XML reader already lives apart (``vasprun.py``).
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ that would hide the sign of the net charge (wide brackets, low temperatures).
 
 The methods follow the usual textbook treatment (e.g. Freysoldt et al., Rev. Mod. Phys. 86,
 253 (2014); Sze & Ng, *Physics of Semiconductor Devices*, ch. 1); the code is written here.
+
+Why over 500 lines: the band models are already apart (``carriers.py``); what is left is
+one solver (defect species, the equilibrium root, the quench) whose parts are only
+meaningful together, with the input checks that give its one-line errors.
 """
 
 from __future__ import annotations
