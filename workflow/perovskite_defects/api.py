@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from pymatgen.analysis.defects.thermo import DefectEntry, FormationEnergyDiagram
     from pymatgen.core import Element
 
-__all__ = ["DefectRun", "Study", "StudyLoadError", "find_hosts", "load_study"]
+__all__ = ["DefectFolder", "Study", "StudyLoadError", "find_hosts", "load_study"]
 
 RECORD = "record.json"  # the same names as perovskite_defects.steps.common
 DEFECT_CELL = "defect.json"
@@ -66,8 +66,10 @@ class StudyLoadError(ValueError):
 
 
 @dataclass
-class DefectRun:
-    """One charge state of one defect as the workflow left it.
+class DefectFolder:
+    """One charge state of one defect as the workflow left it (its folder, cell and
+    correction file; the physics input of the tables is
+    :class:`~perovskite_defects.thermodynamics.host_results.DefectRun`).
 
     Attributes:
         name: defect name (V_I, Na_Pb, ...).
@@ -121,7 +123,7 @@ class Study:
     host: str
     config: dict[str, Any]
     bulk: CalcRecord
-    runs: list[DefectRun]
+    runs: list[DefectFolder]
     limits: ChemicalPotentialLimits
     band_edges: BandEdges
     entries: list[DefectChargeEntry]
@@ -442,7 +444,7 @@ def _load_host(path: Path) -> Study:
     )
 
 
-def _load_run(directory: Path) -> DefectRun:
+def _load_run(directory: Path) -> DefectFolder:
     record = _record(directory / RECORD)
     cell_file = directory / DEFECT_CELL
     try:
@@ -450,7 +452,7 @@ def _load_run(directory: Path) -> DefectRun:
     except TypeError as err:
         raise StudyLoadError(f"{cell_file}: not a defect cell ({err})") from err
     states_file = directory / "defect_states.json"
-    return DefectRun(
+    return DefectFolder(
         name=cell.name,
         charge=int(record.charge),
         directory=directory,
@@ -462,7 +464,7 @@ def _load_run(directory: Path) -> DefectRun:
 
 
 def _entry(
-    run: DefectRun, bulk: CalcRecord, limits: ChemicalPotentialLimits, vbm: float
+    run: DefectFolder, bulk: CalcRecord, limits: ChemicalPotentialLimits, vbm: float
 ) -> DefectChargeEntry:
     """As the tables step builds it (steps/tables.py): failed runs are missing entries."""
     if run.failure:

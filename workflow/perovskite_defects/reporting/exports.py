@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pymatgen.analysis.defects.thermo import DefectEntry, FormationEnergyDiagram
     from pymatgen.core import Element, Structure
 
-    from perovskite_defects.api import DefectRun, Study
+    from perovskite_defects.api import DefectFolder, Study
 
 log = logging.getLogger("perovskite_defects")
 
@@ -61,7 +61,7 @@ def pmg_chempots(study: Study, limit: str) -> dict[Element, float]:
     return {Element(el): mu - refs[el] for el, mu in study.limits.limits[limit].items()}
 
 
-def _exported_runs(study: Study, include_unconverged: bool) -> list[DefectRun]:
+def _exported_runs(study: Study, include_unconverged: bool) -> list[DefectFolder]:
     runs = []
     for run, entry in zip(study.runs, study.entries, strict=True):
         if entry.is_missing or (not entry.converged and not include_unconverged):
@@ -71,7 +71,7 @@ def _exported_runs(study: Study, include_unconverged: bool) -> list[DefectRun]:
     return runs
 
 
-def sites_in_supercell(study: Study, run: DefectRun) -> int:
+def sites_in_supercell(study: Study, run: DefectFolder) -> int:
     """Equivalent defect sites in the bulk supercell: the generator's multiplicity (per
     cell, see concentrations.py) times the cells in the supercell, as the tables count."""
     from perovskite_defects.steps.tables import cells_in_supercell
@@ -80,7 +80,7 @@ def sites_in_supercell(study: Study, run: DefectRun) -> int:
     return int(round(run.cell.multiplicity * n_cells))
 
 
-def pmg_defect(run: DefectRun, bulk: Structure, multiplicity: int) -> Defect:
+def pmg_defect(run: DefectFolder, bulk: Structure, multiplicity: int) -> Defect:
     """pymatgen-analysis-defects Defect of a defect cell, on the bulk supercell."""
     from pymatgen.analysis.defects.core import Interstitial, Substitution, Vacancy
     from pymatgen.core import PeriodicSite
@@ -109,7 +109,7 @@ def pmg_defect(run: DefectRun, bulk: Structure, multiplicity: int) -> Defect:
         return kind(bulk.copy(), site, multiplicity=multiplicity, oxi_state=float("nan"))
 
 
-def _bulk_site(run: DefectRun, bulk: Structure, element: str, frac: np.ndarray) -> int:
+def _bulk_site(run: DefectFolder, bulk: Structure, element: str, frac: np.ndarray) -> int:
     dists = bulk.lattice.get_all_distances([frac], bulk.frac_coords)[0]
     candidates = [i for i, s in enumerate(bulk) if s.specie.symbol == element]
     if not candidates:
@@ -123,7 +123,7 @@ def _bulk_site(run: DefectRun, bulk: Structure, element: str, frac: np.ndarray) 
     return index
 
 
-def _entry(run: DefectRun, bulk_entry: Any, defect: Defect) -> DefectEntry:
+def _entry(run: DefectFolder, bulk_entry: Any, defect: Defect) -> DefectEntry:
     from pymatgen.analysis.defects.thermo import DefectEntry
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
@@ -149,7 +149,7 @@ def pmg_defect_entries(study: Study, include_unconverged: bool = False) -> list[
     return [entry for _, entry in _pmg_pairs(study, include_unconverged)]
 
 
-def _pmg_pairs(study: Study, include_unconverged: bool) -> list[tuple[DefectRun, DefectEntry]]:
+def _pmg_pairs(study: Study, include_unconverged: bool) -> list[tuple[DefectFolder, DefectEntry]]:
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
     bulk = study.bulk.pmg_structure()
