@@ -30,12 +30,14 @@ def test_every_phase_names_its_source_and_is_physical(name: str) -> None:
 # Shortest bonds of the experimental structures (Å): diatomic r_e from Huber & Herzberg
 # (1979); graphite a/sqrt(3); alpha-Sn a*sqrt(3)/4; CsCl type a*sqrt(3)/2; rock salt a/2;
 # solid iodine 2.72; bcc a*sqrt(3)/2, fcc a/sqrt(2); CdI2-type PbI2 3.21; Cs2SnI6: Sn-I of
-# its (DFT-relaxed) source cell, x * a = 0.2486 * 11.555.
+# its (DFT-relaxed) source cell, x * a = 0.2486 * 11.555; SnI2, SnBr2: the shortest Sn-X of
+# their PBEsol source cells (phonondb); SnI4: Sn-I of the molecule in its AFLOW parameters,
+# sqrt(3) * (0.252 - 0.125) * 12.26.
 SHORTEST_BOND = {
     "H2": 0.741, "N2": 1.098, "Cl2": 1.988, "Br2": 2.281, "C": 1.423, "I2": 2.72,
     "Sn": 2.810, "Cs": 5.24, "Na": 3.66, "Pb": 3.50,
     "CsI": 3.955, "CsBr": 3.720, "CsCl": 3.571, "NaI": 3.237, "NaBr": 2.989, "NaCl": 2.820,
-    "PbI2": 3.21, "Cs2SnI6": 2.872,
+    "PbI2": 3.21, "Cs2SnI6": 2.872, "SnI2": 3.037, "SnBr2": 2.822, "SnI4": 2.697,
 }  # fmt: skip
 
 
@@ -61,7 +63,8 @@ def test_iodine_keeps_its_molecular_bond() -> None:
     ("name", "free"),
     [("Cs", False), ("Na", False), ("Pb", False), ("CsI", False), ("NaI", False),
      ("PbI2", True), ("I2", True), ("Sn", False), ("C", False), ("CsBr", False),
-     ("NaCl", False), ("Cs2SnI6", True), ("H2", True)],
+     ("NaCl", False), ("Cs2SnI6", True), ("H2", True), ("SnI2", True), ("SnBr2", True),
+     ("SnI4", True)],
 )  # fmt: skip
 def test_free_internal_coordinates(name: str, free: bool) -> None:
     assert has_free_internal_coordinates(load_phase(name).structure) is free
@@ -85,7 +88,9 @@ def test_missing_phase_file(tmp_path) -> None:
 # bond lengths of such halides), and the density (g/cm^3) where a literature value exists:
 # CRC Handbook of Chemistry and Physics (room temperature; the bcc Cs and Na cells are at
 # 5 K, hence a 5 % window). Molecules in a box have no density; Cs2SnI6 is a computed cell
-# (its experimental density is not checked here).
+# (its experimental density is not checked here). Sn halides: densities of the Wikipedia
+# chemboxes 'Tin(II) iodide' (5.28), 'Tin(II) bromide' (5.12), 'Tin(IV) iodide' (4.56 g/cm^3);
+# SnI4's own cell gives 8 * M / (N_A a^3) = 4.515 with a = 12.26 Å.
 STRUCTURE_TABLE = {
     # name: (space group, (el1, el2, min Å, max Å) or None, density or None)
     "Cs": (229, None, 1.93), "Na": (229, None, 0.968), "Pb": (225, None, 11.34),
@@ -97,7 +102,14 @@ STRUCTURE_TABLE = {
     "NaBr": (225, ("Na", "Br", 2.8, 3.1), 3.21), "NaCl": (225, ("Na", "Cl", 2.7, 2.9), 2.165),
     "PbI2": (164, ("Pb", "I", 3.0, 3.4), 6.16),
     "Cs2SnI6": (225, ("Sn", "I", 2.8, 3.4), None),
+    "SnI2": (12, ("Sn", "I", 2.9, 3.4), 5.28), "SnBr2": (62, ("Sn", "Br", 2.7, 3.1), 5.12),
+    "SnI4": (205, ("Sn", "I", 2.6, 2.8), 4.56),
 }  # fmt: skip
+
+# Relative density window where the default 5 % does not hold: SnI2's PBEsol source cell is
+# 5.8 % denser than the measured crystal; 7 % still tells a wrong formula unit or cell (a
+# factor of 2) from the functional's error.
+DENSITY_TOLERANCE = {"SnI2": 0.07}
 
 
 def test_structure_table_covers_every_shipped_phase() -> None:
@@ -124,4 +136,4 @@ def test_phase_formula_space_group_distances_density(name: str) -> None:
         )
         assert lo <= d <= hi, f"{name}: nearest {el1}-{el2} {d:.3f} Å"
     if density is not None:
-        assert s.density == pytest.approx(density, rel=0.05)
+        assert s.density == pytest.approx(density, rel=DENSITY_TOLERANCE.get(name, 0.05))
