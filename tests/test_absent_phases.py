@@ -84,8 +84,10 @@ def test_notes_name_the_limits_and_the_shift() -> None:
 
 
 def test_unsourced_phases_of_a_system() -> None:
-    assert unsourced_phases({"Cs", "Sn", "I"}, []) == ["SnI2", "SnI4"]
-    assert unsourced_phases({"Cs", "Sn", "I"}, ["SnI2"]) == ["SnI4"]
+    # SnI2 and SnI4 are shipped now: the Cs-Sn-I system has no unsourced phase left
+    assert unsourced_phases({"Cs", "Sn", "I"}, []) == []
+    assert unsourced_phases({"Cs", "Sn", "Br"}, []) == ["SnBr4", "Cs2SnBr6"]
+    assert unsourced_phases({"Cs", "Sn", "Cl"}, ["SnCl2"]) == ["SnCl4", "Cs2SnCl6"]
     assert "Cs4PbI6" in unsourced_phases({"Cs", "Pb", "I"}, [])
 
 
@@ -142,8 +144,8 @@ def test_chemical_potential_step_writes_the_bounds(tmp_path) -> None:
     assert res.delta_mu("I-rich") == pytest.approx({"Cs": -3.0, "Sn": -2.3, "I": 0.0})
     notes = {n.split(" ", 1)[0]: n for n in res.notes if "is not in the calculation" in n}
     assert set(notes) == {"SnI2", "SnI4", "Cs2SnI6"}
-    assert "(no structure file from a citable source" in notes["SnI2"]
-    assert "(shipped in structures/phases/ but not listed" in notes["Cs2SnI6"]
+    for phase in ("SnI2", "SnI4", "Cs2SnI6"):
+        assert "(shipped in structures/phases/ but not listed" in notes[phase]
     assert "were below 0.000 eV per formula unit" in notes["SnI2"]
     assert "I-rich moves if ΔH(SnI2) < -2.300 eV" in notes["SnI2"]
     assert "I-poor moves if ΔH(SnI2) < -2.300 eV" in notes["SnI2"]

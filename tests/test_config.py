@@ -139,5 +139,8 @@ def test_shipped_phases_cover_tin_bromide_chloride_and_molecular_hosts(
 
 def test_unlisted_shipped_phases_are_named() -> None:
     listed = ["Cs", "Pb", "Sn", "I2", "Na", "CsI", "PbI2"]
-    assert cfg.unlisted_phases({"Cs", "Pb", "Sn", "I", "Na"}, listed) == ["Cs2SnI6", "NaI"]
+    assert cfg.unlisted_phases({"Cs", "Pb", "Sn", "I", "Na"}, listed) == [
+        "Cs2SnI6", "NaI", "SnI2", "SnI4"
+    ]  # fmt: skip
+    assert cfg.unlisted_phases({"Cs", "Sn", "Br"}, ["Cs", "Sn", "Br2", "CsBr"]) == ["SnBr2"]
     assert cfg.unlisted_phases({"Cs", "Pb", "I"}, ["Cs", "Pb", "I2"]) == ["CsI", "PbI2"]
