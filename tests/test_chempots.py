@@ -269,14 +269,11 @@ def test_json_round_trip(tmp_path) -> None:
         back.mu("Cs-rich")
 
 
-# --- CsSnI3 bounded by SnI2, SnI4 and Cs2SnI6 (the Sn4+ oxidation product) -----------------
-# ΔH per formula unit: CsSnI3 -5.3, CsI -3.0, SnI2 -2.0, SnI4 -2.05, Cs2SnI6 -8.45.
-# With x = Δmu_Sn, y = Δmu_I and Δmu_Cs = -5.3 - x - 3y the bounds are
-#   CsI: x + 2y >= -2.3   SnI2: x + 2y <= -2.0   SnI4: x + 4y <= -2.05
-#   Cs2SnI6: 2 Δmu_Cs + x + 6y <= -8.45  <=>  x >= -2.15   (and x, y <= 0).
-# Cs2SnI6 sets the Sn-poor bound (-2.15; CsI alone would allow -2.3) and SnI4 cuts the
-# I-rich corner. Vertices (Cs, Sn, I) and their phases:
+# --- CsSnI3 bounded by CsI, SnI2, SnI4 and Cs2SnI6 (the Sn4+ oxidation product) ------------
+# Hand-made test inputs for an algebra check (not computed, not measured): elemental
+# energies SN_REF and the formation energies in the docstring of the test below.
 SN_REF = {"Cs": -1.0, "Sn": -3.8, "I": -1.5}
+# the vertices solved by hand in that docstring, keyed by their two phases
 SN_VERTICES = {
     ("Cs2SnI6", "I2"): {"Cs": -3.15, "Sn": -2.15, "I": 0.0},
     ("I2", "SnI4"): {"Cs": -3.25, "Sn": -2.05, "I": 0.0},
@@ -305,6 +302,29 @@ def sn_phases(with_sn4: bool = True) -> dict[str, tuple[object, float]]:
 
 
 def test_tin_host_bounded_by_sn4_phases_by_hand() -> None:
+    """Limits of CsSnI3 with CsI, SnI2, SnI4 and Cs2SnI6, solved by hand against the code.
+
+    Hand-made ΔH per formula unit (eV): CsSnI3 -5.3, CsI -3.0, SnI2 -2.0, SnI4 -2.05,
+    Cs2SnI6 -8.45. With x = Δmu_Sn, y = Δmu_I, Δmu_Cs = -5.3 - x - 3y (host on its plane):
+
+        CsI:     Δmu_Cs + y <= -3.0            <=>  x + 2y >= -2.3
+        SnI2:    x + 2y <= -2.0
+        SnI4:    x + 4y <= -2.05
+        Cs2SnI6: 2 Δmu_Cs + x + 6y <= -8.45    <=>  x >= -2.15
+        elements: x <= 0, y <= 0, Δmu_Cs <= 0  (x + 3y >= -5.3, never binding here)
+
+    Vertices, two bounds at equality each (Cs, Sn, I):
+        Cs2SnI6 + I2:  y = 0, x = -2.15                      -> (-3.15, -2.15, 0)
+        I2 + SnI4:     y = 0, x = -2.05                      -> (-3.25, -2.05, 0)
+        SnI2 + SnI4:   x + 2y = -2, x + 4y = -2.05 -> y = -0.025, x = -1.95
+                                                             -> (-3.275, -1.95, -0.025)
+        Sn + SnI2:     x = 0, y = -1.0                       -> (-2.3, 0, -1.0)
+        CsI + Sn:      x = 0, y = -1.15                      -> (-1.85, 0, -1.15)
+        Cs2SnI6 + CsI: x = -2.15, y = -0.075                 -> (-2.925, -2.15, -0.075)
+    and each satisfies the other bounds (e.g. SnI4 + I2 has x + 2y = -2.05 <= -2.0).
+    Cs2SnI6 sets the Sn-poor bound (-2.15; CsI alone would allow -2.3) and SnI4 cuts the
+    I-rich corner of SnI2 + I2 (x = -2.0, y = 0: x + 4y = -2.0 > -2.05).
+    """
     host_energy = sum(n * SN_REF[el] for el, n in {"Cs": 1, "Sn": 1, "I": 3}.items()) - 5.3
     res = compute_chemical_potential_limits("CsSnI3", host_energy, sn_phases())
     found = {
