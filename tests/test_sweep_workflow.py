@@ -1,8 +1,10 @@
 """A two-composition sweep (CsPbI3 and CsSn0.5Pb0.5I3) through the real workflow with CP2K.
 
 The study is tests/configs/two_compositions.yaml at the tiny CP2K settings: a [2, 1, 1]
-supercell (10 atoms, two B sites: the smallest that holds x = 0.5), one defect type (V_I)
-in two charge states, 150 Ry, a 10 Å k-point length: 18 DFT jobs of at most 12 atoms.
+supercell (10 atoms, two B sites: the smallest that holds x = 0.5), V_I in two charge
+states and the reduced Na study of issue 12 (Na on the A site and on each B site;
+studies/na_in_cs_sn_pb_iodide.yaml is the full one), 150 Ry, a 10 Å k-point length: 24 DFT
+jobs of at most 12 atoms (28.6 min with Na_i too, 29 jobs, at load 13; 2026-12-01).
 """
 
 from __future__ import annotations
@@ -49,17 +51,23 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
 
     pure = read_manifest(results / "CsPbI3/defects")
     mixed = read_manifest(results / "CsSn0.5Pb0.5I3/defects")
-    assert {e.defect for e in pure} == {"V_I"}
-    assert {e.site_class for e in mixed} == {"Pb2", "PbSn", "Sn2"}
+    assert {e.defect for e in pure} == {"V_I", "Na_Cs", "Na_Pb"}
+    # Na_B is Na on each B element the alloy holds, one structure per element
+    assert {e.defect for e in mixed} == {"V_I", "Na_Cs", "Na_Pb", "Na_Sn"}
+    vacancies = [e for e in mixed if e.defect == "V_I"]
+    assert {e.site_class for e in vacancies} == {"Pb2", "PbSn", "Sn2"}
     # multiplicities per formula unit add up to the 3 iodide sites of ABX3
-    assert sum(e.multiplicity for e in pure) == pytest.approx(3.0)
-    assert sum(e.multiplicity for e in mixed) == pytest.approx(3.0)
+    assert sum(e.multiplicity for e in pure if e.defect == "V_I") == pytest.approx(3.0)
+    assert sum(e.multiplicity for e in vacancies) == pytest.approx(3.0)
+    assert sum(e.multiplicity for e in mixed if e.defect in ("Na_Pb", "Na_Sn")) == (
+        pytest.approx(1.0)
+    )
 
-    # Per-host tables: every manifest entry in both charge states, finite energies.
+    # Per-host tables: every manifest entry in each of its charge states, finite energies.
     for host, entries in (("CsPbI3", pure), ("CsSn0.5Pb0.5I3", mixed)):
         rows = _csv(results / host / "tables/formation_energies.csv")
         assert {(r["defect"], int(r["charge"])) for r in rows} == {
-            (e.id, q) for e in entries for q in (1, 0)
+            (e.id, q) for e in entries for q in e.charges
         }
         columns = [c for c in rows[0] if c.startswith("E_f[")]
         assert columns
@@ -67,7 +75,7 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
             assert row["converged"] == "True"
             assert all(math.isfinite(float(row[c])) for c in columns)
         # V_I is a donor: at E_F = VBM the +1 state lies below the neutral one.
-        for entry in entries:
+        for entry in (e for e in entries if e.defect == "V_I"):
             by_q = {int(r["charge"]): r for r in rows if r["defect"] == entry.id}
             assert float(by_q[1][columns[0]]) < float(by_q[0][columns[0]])
 
@@ -77,7 +85,9 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
     assert {r["host"] for r in fe} == set(HOSTS)
     assert {float(r["x"]) for r in fe} == {0.0, 0.5}
     averages = _csv(tables / "class_averages.csv")
-    alloy_rows = [r for r in averages if r["host"] == "CsSn0.5Pb0.5I3"]
+    alloy_rows = [
+        r for r in averages if r["host"] == "CsSn0.5Pb0.5I3" and r["defect type"] == "V_I"
+    ]
     assert {r["site class"] for r in alloy_rows} == {"Pb2", "PbSn", "Sn2"}
     assert {(r["site class"], int(r["charge"])) for r in alloy_rows} >= {
         (c, q) for c in ("Pb2", "PbSn", "Sn2") for q in (1, 0)
@@ -98,12 +108,32 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
     }
     assert all(math.isfinite(float(r["Fermi level above VBM (eV)"])) for r in fermi)
     conc = _csv(tables / "concentrations.csv")
-    assert {r["site class"] for r in conc if r["host"] == "CsSn0.5Pb0.5I3"} == {
+    alloy_conc = [r for r in conc if r["host"] == "CsSn0.5Pb0.5I3"]
+    assert {r["site class"] for r in alloy_conc if r["defect type"] == "V_I"} == {
         "Pb2",
         "PbSn",
         "Sn2",
     }
+    # every Na defect of the alloy has its concentration, Na on both B elements included
+    assert {r["defect type"] for r in alloy_conc} >= {"Na_Cs", "Na_Pb", "Na_Sn"}
     assert all(float(r["concentration (cm^-3)"]) >= 0 for r in conc)
+    # The bond analysis of Na on the Sn site of the alloy: six iodide neighbours, the
+    # host's Sn-I distance beside them (ideal sites at the tiny settings: equal).
+    env = json.loads(
+        (results / "CsSn0.5Pb0.5I3/defects/Na_Sn_q-1/local_environment.json").read_text()
+    )
+    shell = env["geometry"]["first_shell"]
+    assert [(s["element"], s["count"]) for s in shell] == [("I", 6)]
+    assert shell[0]["host_mean"] == pytest.approx(3.15, abs=0.15)  # a/2 of a ~6.3 Å cell
+    # What Na changes at each x: the native-only and with-Na Fermi levels of both hosts.
+    dopant = _csv(tables / "dopant_effect.csv")
+    assert {(r["host"], r["limit"]) for r in dopant} == {
+        (h, lim) for h in HOSTS for lim in ("I-rich", "I-poor")
+    }
+    for row in dopant:
+        assert row["dopants"] == "Na"
+        for key in ("Fermi level, native only (eV)", "Fermi level, with dopants (eV)"):
+            assert math.isfinite(float(row[key]))
     for host in HOSTS:
         for limit in ("I-rich", "I-poor"):
             png = results / "plots" / f"formation_energy_{host}_{limit}.png"
