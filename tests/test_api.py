@@ -277,3 +277,22 @@ def test_bad_folders_give_one_line_naming_the_file(tiny: Path, tmp_path: Path) -
         load_study(tmp_path / "no_such")
     with pytest.raises(KeyError, match=r"unknown limit 'Sn-rich'; limits of the study"):
         load_study(tiny).formation_energies("Sn-rich")
+
+
+def test_tables_older_than_host_results_json_say_how_to_rerun(tiny: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(tiny, old)
+    results_file = old / "CdTe/tables/host_results.json"
+    data = json.loads(results_file.read_text())
+    data["entries"] = [e for e in data["entries"] if e["name"] != "Te_Cd"]
+    results_file.write_text(json.dumps(data))
+    with pytest.raises(StudyLoadError, match=r"host_results.json: Te_Cd 0 is in only one of it"):
+        load_study(old)
+    results_file.unlink()
+    with pytest.raises(StudyLoadError) as err:
+        load_study(old)
+    assert str(err.value) == (
+        f"{results_file}: missing (tables written before it existed); rerun the tables "
+        "step: snakemake results/old/CdTe/tables/host_results.json --rerun-triggers mtime "
+        "(with the study's --configfile)"
+    )

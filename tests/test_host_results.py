@@ -7,14 +7,22 @@ eps(q/q') = E_f(q') - E_f(q) at E_F = 0.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.carriers import EffectiveMassBands
+from perovskite_defects.thermodynamics.fermi_solver import QuenchedSolution
 from perovskite_defects.thermodynamics.given_limits import limits_from_config
-from perovskite_defects.thermodynamics.host_results import DefectRun, host_results
+from perovskite_defects.thermodynamics.host_results import (
+    SCHEMA_VERSION,
+    DefectRun,
+    HostResults,
+    host_results,
+)
 from perovskite_defects.thermodynamics.trap_classes import (
     DONOR_PHS,
     LOCALIZED,
@@ -59,8 +67,7 @@ def _states(character: str) -> DefectStates:
     return DefectStates(character, gap_state, 0.0, 1.0, 2.5)
 
 
-@pytest.fixture
-def results():
+def _solved(concentrations=CONC):
     bulk = _record(-100.0, 0, 40)
     # mu_Cs + mu_Pb + 3 mu_I = -40 - 30 - 30 = E_bulk per formula unit: on the host
     limits = limits_from_config(
@@ -90,9 +97,14 @@ def results():
         limits,
         n_cells=1,
         shallow_threshold=0.1,
-        concentrations=CONC,
+        concentrations=concentrations,
         bands=EffectiveMassBands(gap=1.5, m_e=0.2, m_h=0.2),
     )
+
+
+@pytest.fixture
+def results():
+    return _solved()
 
 
 def test_formation_energies_and_levels_by_hand(results) -> None:
@@ -144,3 +156,44 @@ def test_without_a_band_model_no_neutral_state_is_solved(results) -> None:
         bands=None,
     )
     assert bare.entries == [] and bare.with_dopants == [] and bare.native_only == []
+
+
+def test_json_round_trip_gives_an_equal_object(results, tmp_path) -> None:
+    """host_results.json (what the aggregation and the API read) holds every field: the
+    object read back equals the one written, charges as keys included."""
+    results.to_json(tmp_path / "host_results.json")
+    data = json.loads((tmp_path / "host_results.json").read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["lines_by_limit"]["I-rich"]["V_I"] == pytest.approx({"1": 1.5, "0": 1.8})
+    back = HostResults.from_json(tmp_path / "host_results.json")
+    assert back == results
+    assert back.lines_by_limit["I-rich"]["V_I"] == results.lines_by_limit["I-rich"]["V_I"]
+    assert back.fermi_rows() == results.fermi_rows()
+    assert back.dopant_effect_rows() == results.dopant_effect_rows()
+    assert back.dopant_effect_rows()  # Na_i is a dopant: rows to compare
+    assert back.entries[-1].is_missing  # the failed I_i stays a row
+
+
+def test_json_round_trip_of_a_quenched_solution() -> None:
+    quenched = _solved(CONC | {"synthesis_temperature": 600.0})
+    (state,) = quenched.with_dopants
+    assert isinstance(state.solution, QuenchedSolution)
+    back = HostResults.from_dict(json.loads(json.dumps(quenched.to_dict())))
+    assert set(state.solution.room.concentrations["V_I"]) == {1, 0}
+    assert back == quenched
+    assert back.fermi_rows()[0]["synthesis temperature (K)"] == 600.0
+    assert back.concentration_rows() == quenched.concentration_rows()
+
+
+def test_another_schema_version_or_a_bad_file_is_one_line(results, tmp_path) -> None:
+    path = tmp_path / "host_results.json"
+    path.write_text(json.dumps(results.to_dict() | {"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(ValueError, match=r"host_results.json: not a host_results file "):
+        HostResults.from_json(path)
+    data = results.to_dict()
+    del data["entries"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"host_results.json: .*no key 'entries'"):
+        HostResults.from_json(path)
+    with pytest.raises(ValueError, match=r"absent.json: cannot be read"):
+        HostResults.from_json(tmp_path / "absent.json")

@@ -20,19 +20,19 @@ What is read, per host (all written by the workflow; eV and Å throughout):
   ``defect_states.json``: the character of the states near the gap (when analysed);
 - ``defects/manifest.tsv``: which defect folders belong to the study;
 - ``chemical_potentials.json``: the chemical-potential limits;
-- ``tables/provenance.json``: band edges and config of the tables; ``tables/levels.json``:
-  transition levels and trap classes; ``tables/fermi_level.csv`` and
-  ``tables/concentrations.csv`` (no JSON holds these).
+- ``tables/provenance.json``: the config of the tables;
+- ``tables/host_results.json``: what the tables step computed, typed
+  (:class:`~perovskite_defects.thermodynamics.host_results.HostResults`: formation
+  energies, transition levels with trap classes, band edges, Fermi levels and
+  concentrations), so every number equals the study's tables.
 
-Formation energies are rebuilt from the records with the same functions the tables step
-uses (:class:`~perovskite_defects.thermodynamics.formation.DefectChargeEntry`), so they
-equal the study's ``formation_energies.csv``.
+The records, cells and corrections are what the exports to other libraries are built from.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +42,12 @@ from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.formation import (
     DefectChargeEntry,
     TransitionLevel,
-    charge_lines,
     format_charge,
-    transition_levels,
 )
+from perovskite_defects.thermodynamics.host_results import HOST_RESULTS_JSON, HostResults
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.rows import DEFECT, TRANSITION
+from perovskite_defects.thermodynamics.trap_classes import TRAP_CLASS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,9 +114,7 @@ class Study:
         bulk: the bulk supercell record.
         runs: every defect charge state of the manifest, in its order.
         limits: chemical-potential limits (absolute mu in ``limits.limits``, eV/atom).
-        band_edges: VBM and CBM used by the formation energies (eV, bulk energy scale).
-        entries: formation energies at E_F = VBM per limit (corrections included).
-        levels: ``tables/levels.json`` (levels, trap classes, Fermi levels).
+        results: ``tables/host_results.json``, the numbers of the study's tables.
     """
 
     path: Path
@@ -125,11 +124,20 @@ class Study:
     bulk: CalcRecord
     runs: list[DefectFolder]
     limits: ChemicalPotentialLimits
-    band_edges: BandEdges
-    entries: list[DefectChargeEntry]
-    levels: dict[str, Any] = field(default_factory=dict)
+    results: HostResults
 
     # ------------------------------------------------------------------ plain access
+
+    @property
+    def band_edges(self) -> BandEdges:
+        """VBM and CBM used by the formation energies (eV, bulk energy scale)."""
+        return self.results.band_edges
+
+    @property
+    def entries(self) -> list[DefectChargeEntry]:
+        """Formation energies at E_F = VBM per limit (corrections included), in the order
+        of the tables."""
+        return self.results.entries
 
     @property
     def vbm(self) -> float:
@@ -213,7 +221,8 @@ class Study:
         return _frame(rows, FORMATION_COLUMNS)
 
     def transition_levels(self) -> pd.DataFrame:
-        """One row per level (eV above the VBM) with its trap class from levels.json.
+        """One row per level (eV above the VBM) with its trap class, as the tables classed
+        it (the class follows the defect states where they were analysed).
 
         Columns: defect, q, q_prime, transition ("+1/0"), level_eV, depth_below_cbm_eV,
         in_gap, class (shallow/deep/resonant as the tables classed it). A defect with one
@@ -221,7 +230,7 @@ class Study:
         state "missing" (its levels are not computed); both with NaN numbers.
         """
         rows: list[dict[str, Any]] = []
-        classes = self.levels.get("classes", {})
+        classes = {(r[DEFECT], r[TRANSITION]): r[TRAP_CLASS] for r in self.results.level_rows}
         for name in self.defect_names:
             found = self.computed_levels(name)
             if not found:
@@ -238,46 +247,31 @@ class Study:
                         "level_eV": lev.level,
                         "depth_below_cbm_eV": lev.depth,
                         "in_gap": lev.in_gap,
-                        "class": classes.get(f"{name} {lev.label}"),
+                        "class": classes.get((name, lev.label)),
                     }
                 )
         return _frame(rows, LEVEL_COLUMNS)
 
     def computed_levels(self, defect: str) -> list[TransitionLevel] | None:
-        """Transition levels of one defect in the gap, as the tables compute them (the
-        study's first limit; levels do not depend on it); None if a charge state failed."""
-        if any(e.name == defect and e.is_missing for e in self.entries):
-            return None
-        lines = charge_lines(self.entries, defect, self.limit_names[0])
-        return transition_levels(lines, self.band_gap) if lines else None
+        """Transition levels of one defect as the tables computed them (limit-independent);
+        None if a charge state failed or the defect has no converged charge state."""
+        return self.results.levels.get(defect)
 
     def fermi_levels(self) -> pd.DataFrame:
-        """Self-consistent Fermi level per limit (``tables/fermi_level.csv``).
+        """Self-consistent Fermi level per limit (the rows of ``tables/fermi_level.csv``).
 
         Columns: limit, temperature_K, fermi_level_eV (above the VBM), n_cm3, p_cm3,
         synthesis_temperature_K, synthesis_fermi_level_eV.
         """
-        return self._csv_table("fermi_level.csv", FERMI_NAMES)
+        return _renamed(self.results.fermi_rows(), FERMI_NAMES)
 
     def concentrations(self) -> pd.DataFrame:
-        """Defect concentrations per limit and charge (``tables/concentrations.csv``).
+        """Defect concentrations per limit and charge (the rows of
+        ``tables/concentrations.csv``).
 
         Columns: limit, defect, charge, concentration_cm3, defect_total_cm3.
         """
-        return self._csv_table("concentrations.csv", CONCENTRATION_NAMES)
-
-    def _csv_table(self, name: str, names: dict[str, str]) -> pd.DataFrame:
-        from perovskite_defects.reporting.tables import read_csv
-
-        path = self.path / "tables" / name
-        if not path.is_file():
-            raise StudyLoadError(f"{path}: missing (run the workflow's tables step)")
-        rows = read_csv(path)
-        if rows:
-            absent = [col for col in names if col not in rows[0]]
-            if absent:
-                raise StudyLoadError(f"{path}: no column {absent[0]!r}")
-        return _frame([{names[k]: row[k] for k in names} for row in rows], list(names.values()))
+        return _renamed(self.results.concentration_rows(), CONCENTRATION_NAMES)
 
     # ------------------------------------------------------------------ other libraries
 
@@ -354,6 +348,11 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _renamed(rows: list[dict[str, Any]], names: dict[str, str]) -> pd.DataFrame:
+    """Table rows with the API's column names."""
+    return _frame([{names[k]: row[k] for k in names} for row in rows], list(names.values()))
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -414,11 +413,6 @@ def _load_host(path: Path) -> Study:
     from perovskite_defects.defects.manifest import manifest_jobs
 
     provenance = _read_json(path / PROVENANCE)
-    edges = {k: v for k, v in provenance.get("band_edges", {}).items() if k != "gap"}
-    try:
-        band_edges = BandEdges(**edges)
-    except TypeError as err:
-        raise StudyLoadError(f"{path / PROVENANCE}: band_edges unreadable ({err})") from err
     try:
         limits = ChemicalPotentialLimits.from_dict(_read_json(path / CHEMPOTS))
     except (TypeError, KeyError) as err:
@@ -428,8 +422,6 @@ def _load_host(path: Path) -> Study:
     if not manifest.is_file():
         raise StudyLoadError(f"{manifest}: missing")
     runs = [_load_run(path / "defects" / f"{d}_q{q}") for d, q in manifest_jobs(manifest.parent)]
-    entries = [_entry(run, bulk, limits, band_edges.vbm) for run in runs]
-    levels_file = path / "tables" / "levels.json"
     return Study(
         path=path,
         study=path.parent.name,
@@ -438,10 +430,32 @@ def _load_host(path: Path) -> Study:
         bulk=bulk,
         runs=runs,
         limits=limits,
-        band_edges=band_edges,
-        entries=entries,
-        levels=_read_json(levels_file) if levels_file.is_file() else {},
+        results=_load_results(path, runs),
     )
+
+
+def _load_results(path: Path, runs: list[DefectFolder]) -> HostResults:
+    """tables/host_results.json, checked against the defect folders of the manifest."""
+    file = path / "tables" / HOST_RESULTS_JSON
+    if not file.is_file():
+        target = f"results/{path.parent.name}/{path.name}/tables/{HOST_RESULTS_JSON}"
+        raise StudyLoadError(
+            f"{file}: missing (tables written before it existed); rerun the tables step: "
+            f"snakemake {target} --rerun-triggers mtime (with the study's --configfile)"
+        )
+    try:
+        results = HostResults.from_json(file)
+    except ValueError as err:
+        raise StudyLoadError(str(err)) from err
+    computed = {(e.name, e.charge) for e in results.entries}
+    listed = {(run.name, run.charge) for run in runs}
+    if computed != listed:
+        odd = sorted(computed ^ listed)[0]
+        raise StudyLoadError(
+            f"{file}: {odd[0]} {format_charge(odd[1])} is in only one of it and "
+            "defects/manifest.tsv (tables older than the manifest: rerun the tables step)"
+        )
+    return results
 
 
 def _load_run(directory: Path) -> DefectFolder:
@@ -460,20 +474,4 @@ def _load_run(directory: Path) -> DefectFolder:
         cell=cell,
         correction=_read_json(directory / "correction.json"),
         states=_read_json(states_file) if states_file.is_file() else None,
-    )
-
-
-def _entry(
-    run: DefectFolder, bulk: CalcRecord, limits: ChemicalPotentialLimits, vbm: float
-) -> DefectChargeEntry:
-    """As the tables step builds it (steps/tables.py): failed runs are missing entries."""
-    if run.failure:
-        return DefectChargeEntry.missing(
-            run.name, run.charge, limits.limit_names, f"failed: {run.failure}"
-        )
-    total = run.correction_total
-    if total is None:
-        raise StudyLoadError(f"{run.directory / 'correction.json'}: no 'total' correction")
-    return DefectChargeEntry.from_records(
-        run.name, run.record, bulk, run.cell.atoms_added, limits.limits, correction=total, vbm=vbm
     )

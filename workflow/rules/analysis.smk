@@ -48,6 +48,7 @@ rule tables:
         ),
         local_environment_md="results/{study}/{host}/tables/local_environment.md",
         levels_json="results/{study}/{host}/tables/levels.json",
+        host_results="results/{study}/{host}/tables/host_results.json",
         provenance="results/{study}/{host}/tables/provenance.json",
     log:
         "logs/{study}/{host}/tables.log",
@@ -68,8 +69,9 @@ rule tables:
 rule aggregate_tables:
     input:
         expand(
-            "results/{{study}}/{host}/tables/provenance.json",
+            "results/{{study}}/{host}/tables/{name}.json",
             host=HOSTS,
+            name=("host_results", "provenance"),
         ),
         expand("results/{{study}}/{host}/structures/host.json", host=HOSTS),
     output:

@@ -63,7 +63,8 @@ def pmg_chempots(study: Study, limit: str) -> dict[Element, float]:
 
 def _exported_runs(study: Study, include_unconverged: bool) -> list[DefectFolder]:
     runs = []
-    for run, entry in zip(study.runs, study.entries, strict=True):
+    for run in study.runs:
+        entry = study.entry(run.name, run.charge)
         if entry.is_missing or (not entry.converged and not include_unconverged):
             log.info("%s %+d: %s, not exported", run.name, run.charge, entry.status)
             continue

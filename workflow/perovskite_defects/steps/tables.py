@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from perovskite_defects import config as cfg
 from perovskite_defects.defects.distinct_sites import DefectCell
@@ -18,18 +18,16 @@ from perovskite_defects.reporting.tables import write_csv, write_markdown
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
 from perovskite_defects.thermodynamics import spin_orbit_edges as soc
 from perovskite_defects.thermodynamics.band_edges import study_band_edges
-from perovskite_defects.thermodynamics.concentrations import (
-    band_model,
-    concentration_rows,
-    fermi_rows,
+from perovskite_defects.thermodynamics.concentrations import band_model
+from perovskite_defects.thermodynamics.host_results import (
+    HOST_RESULTS_JSON,
+    DefectRun,
+    HostResults,
+    host_results,
 )
-from perovskite_defects.thermodynamics.host_results import DefectRun, HostResults, host_results
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 from perovskite_defects.thermodynamics.rows import DEFECT, TRANSITION
 from perovskite_defects.thermodynamics.trap_classes import DefectStates
-
-if TYPE_CHECKING:
-    from perovskite_defects.thermodynamics.concentrations import LimitResult
 
 log = logging.getLogger("perovskite_defects")
 
@@ -77,7 +75,8 @@ def tables(
     provenance. With ``soc_shifts`` (band_edges.soc) the edges get the spin-orbit shifts,
     and spin_orbit_levels compares levels and classes against the edges without them.
     The numbers come from :func:`~perovskite_defects.thermodynamics.host_results.host_results`;
-    this function reads the folders and writes the files."""
+    this function reads the folders and writes the files, among them host_results.json
+    (the same numbers, typed) for the aggregation and the Python API."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bulk = CalcRecord.from_json(bulk_record).require_converged()
@@ -121,21 +120,15 @@ def tables(
     title = "Charge-transition levels"
     write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes)
     conc_notes = _concentration_notes(conc, carrier_note)
-    fermi = fermi_rows(res.with_dopants)
+    fermi = res.fermi_rows()
     write_csv(fermi, out_dir / "fermi_level.csv")
     write_markdown(fermi, out_dir / "fermi_level.md", "Self-consistent Fermi level", conc_notes)
-    conc_rows = concentration_rows(res.with_dopants)
+    conc_rows = res.concentration_rows()
     write_csv(conc_rows, out_dir / "concentrations.csv")
     write_markdown(conc_rows, out_dir / "concentrations.md", "Defect concentrations", conc_notes)
-    _write_dopant_effect(
-        out_dir,
-        res.with_dopants,
-        res.native_only,
-        res.dopant_elements,
-        res.deep_defects,
-        conc_notes,
-    )
+    _write_dopant_effect(out_dir, res, conc_notes)
     write_local_environment_table(defect_dirs, out_dir)  # local_environment.csv/.md
+    res.to_json(out_dir / HOST_RESULTS_JSON)
     _write_plot_data(out_dir, host or cfg.host_name(config), edges, res, fermi)
     (out_dir / "provenance.json").write_text(
         json.dumps(
@@ -198,7 +191,7 @@ def _concentration_notes(conc: Mapping[str, Any], carrier_note: str) -> list[str
 def _write_plot_data(
     out_dir: Path, host: str, edges: Any, res: HostResults, fermi: Sequence[Mapping[str, Any]]
 ) -> None:
-    """levels.json: what the plots and the aggregation read (typed, not CSV headers)."""
+    """levels.json: what the plots read."""
     plot_data = {
         "host": host,
         "gap": edges.gap,
@@ -231,34 +224,23 @@ def cells_in_supercell(config: Mapping[str, Any], structure: Any) -> int:
     return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
 
 
-def _write_dopant_effect(
-    out_dir: Path,
-    with_dopants: Sequence[LimitResult],
-    native_only: Sequence[LimitResult],
-    dopants: Sequence[str],
-    deep: Sequence[str],
-    conc_notes: Sequence[str],
-) -> None:
+def _write_dopant_effect(out_dir: Path, res: HostResults, conc_notes: Sequence[str]) -> None:
     """dopant_effect.csv/.md: the neutral state without and with the dopant defects (how
     Na changes the Fermi level and the deep-trap density). Written for every study; without
     a dopant defect it has no rows and its note says so."""
-    from perovskite_defects.reporting.tables import write_csv, write_markdown
-    from perovskite_defects.thermodynamics.concentrations import (
-        DOPANT_EFFECT_COLUMNS,
-        dopant_effect_rows,
-    )
+    from perovskite_defects.thermodynamics.concentrations import DOPANT_EFFECT_COLUMNS
 
-    rows = dopant_effect_rows(native_only, with_dopants, dopants, deep) if dopants else []
+    rows = res.dopant_effect_rows()
     notes = [
         "Native only: charge neutrality with the native defects alone; with dopants: every "
         "defect of the study (as in fermi_level). Dopant chemical potentials are those of the "
         "limit (their solubility limit).",
         "Deep-trap density: summed concentration, all charge states, of the defects with a deep "
         "transition level (transition_levels table)."
-        + ("" if deep else " No defect of this study has a deep level."),
+        + ("" if res.deep_defects else " No defect of this study has a deep level."),
         *conc_notes,
     ]
-    if not dopants:
+    if not res.dopant_elements:
         notes.insert(0, "The study has no dopant defect: nothing to compare.")
     write_csv(rows, out_dir / "dopant_effect.csv", columns=DOPANT_EFFECT_COLUMNS)
     title = "Fermi level and deep traps without and with dopants"

@@ -1,15 +1,19 @@
 """Everything one host's tables say, computed from records: no file is read or written here.
 
 The tables step (:mod:`perovskite_defects.steps.tables`) reads the defect folders into
-:class:`DefectRun` objects, calls :func:`host_results`, and writes what comes back. Keeping
-the physics apart from the files lets it be tested with hand-made records in milliseconds
-(``tests/test_host_results.py``) and reused by the Python API.
+:class:`DefectRun` objects, calls :func:`host_results`, and writes what comes back, the
+tables and ``tables/host_results.json`` (:meth:`HostResults.to_json`). Keeping the physics
+apart from the files lets it be tested with hand-made records in milliseconds
+(``tests/test_host_results.py``); the aggregation across hosts and the Python API read the
+JSON back as a :class:`HostResults` rather than parsing the tables.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from perovskite_defects.engines.base import CalcRecord
@@ -18,11 +22,15 @@ from perovskite_defects.thermodynamics.carriers import BandModel
 from perovskite_defects.thermodynamics.concentrations import (
     DefectSite,
     LimitResult,
+    concentration_rows,
+    dopant_effect_rows,
     dopants_of,
+    fermi_rows,
     site_density,
     solve_limits,
     spin_degeneracy,
 )
+from perovskite_defects.thermodynamics.fermi_solver import FermiSolution, QuenchedSolution
 from perovskite_defects.thermodynamics.formation import (
     DefectChargeEntry,
     TransitionLevel,
@@ -36,6 +44,11 @@ from perovskite_defects.thermodynamics.trap_classes import (
     DefectStates,
     transition_level_rows,
 )
+
+#: Shape of ``tables/host_results.json``; raised when a field changes meaning or shape, so
+#: that an older file is refused with its name rather than misread.
+SCHEMA_VERSION = 1
+HOST_RESULTS_JSON = "host_results.json"
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class HostResults:
         formation_rows, level_rows: the rows of formation_energies and transition_levels.
         sites: defect -> site density and degeneracies for the concentrations.
         dopants: defect -> the foreign elements it adds ([] for a native defect).
+        limit_names: the chemical-potential limits, in the study's order.
+        band_edges: the edges the energies and levels refer to (spin-orbit shifts included).
         with_dopants: neutral state at each limit with every defect (fermi_level table).
         native_only: the same with the native defects alone (dopant_effect table).
     """
@@ -91,6 +106,8 @@ class HostResults:
     level_rows: list[dict[str, Any]]
     sites: dict[str, DefectSite]
     dopants: dict[str, list[str]]
+    limit_names: list[str]
+    band_edges: BandEdges
     with_dopants: list[LimitResult] = field(default_factory=list)
     native_only: list[LimitResult] = field(default_factory=list)
 
@@ -102,6 +119,143 @@ class HostResults:
     @property
     def dopant_elements(self) -> list[str]:
         return sorted({el for els in self.dopants.values() for el in els})
+
+    def fermi_rows(self) -> list[dict[str, Any]]:
+        """Rows of fermi_level (every defect, per limit)."""
+        return fermi_rows(self.with_dopants)
+
+    def concentration_rows(self) -> list[dict[str, Any]]:
+        """Rows of concentrations (every defect, per limit and charge)."""
+        return concentration_rows(self.with_dopants)
+
+    def dopant_effect_rows(self) -> list[dict[str, Any]]:
+        """Rows of dopant_effect: none without a dopant defect."""
+        if not self.dopant_elements:
+            return []
+        return dopant_effect_rows(
+            self.native_only, self.with_dopants, self.dopant_elements, self.deep_defects
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form with ``schema_version`` (charges used as keys become strings);
+        :meth:`from_dict` reads it back to an equal object."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "limit_names": list(self.limit_names),
+            "band_edges": asdict(self.band_edges),
+            "entries": [entry.to_dict() for entry in self.entries],
+            "levels": {
+                name: None if lvls is None else [asdict(lv) for lv in lvls]
+                for name, lvls in self.levels.items()
+            },
+            "lines_by_limit": {
+                limit: {name: _str_keys(lines) for name, lines in by_name.items()}
+                for limit, by_name in self.lines_by_limit.items()
+            },
+            "formation_rows": [dict(row) for row in self.formation_rows],
+            "level_rows": [dict(row) for row in self.level_rows],
+            "sites": {
+                name: asdict(site) | {"spin_degeneracy": _str_keys(site.spin_degeneracy)}
+                for name, site in self.sites.items()
+            },
+            "dopants": {name: list(els) for name, els in self.dopants.items()},
+            "with_dopants": [_limit_result_dict(r) for r in self.with_dopants],
+            "native_only": [_limit_result_dict(r) for r in self.native_only],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HostResults:
+        """Inverse of :meth:`to_dict`; refuses another ``schema_version``."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r}; this code reads {SCHEMA_VERSION}")
+        return cls(
+            entries=[DefectChargeEntry.from_dict(e) for e in data["entries"]],
+            levels={
+                name: None if lvls is None else [TransitionLevel(**lv) for lv in lvls]
+                for name, lvls in data["levels"].items()
+            },
+            lines_by_limit={
+                limit: {name: _int_keys(lines) for name, lines in by_name.items()}
+                for limit, by_name in data["lines_by_limit"].items()
+            },
+            formation_rows=[dict(row) for row in data["formation_rows"]],
+            level_rows=[dict(row) for row in data["level_rows"]],
+            sites={
+                name: DefectSite(**(site | {"spin_degeneracy": _int_keys(site["spin_degeneracy"])}))
+                for name, site in data["sites"].items()
+            },
+            dopants={name: list(els) for name, els in data["dopants"].items()},
+            limit_names=list(data["limit_names"]),
+            band_edges=BandEdges(**data["band_edges"]),
+            with_dopants=[_limit_result(r) for r in data["with_dopants"]],
+            native_only=[_limit_result(r) for r in data["native_only"]],
+        )
+
+    def to_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` to ``path`` (floats at full precision)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=_plain))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> HostResults:
+        """Read a file written by :meth:`to_json`; a bad file raises ValueError naming it."""
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ValueError(f"{path}: cannot be read ({err.strerror})") from err
+        try:
+            return cls.from_dict(json.loads(text))
+        except (AttributeError, KeyError, TypeError, ValueError) as err:  # bad JSON: ValueError
+            reason = f"no key {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(f"{path}: not a host_results file ({reason})") from err
+
+
+def _str_keys(by_charge: Mapping[int, float]) -> dict[str, float]:
+    return {str(q): value for q, value in by_charge.items()}
+
+
+def _int_keys(by_charge: Mapping[str | int, float]) -> dict[int, float]:
+    return {int(q): value for q, value in by_charge.items()}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (json.dumps calls this for what it cannot write)."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fermi_dict(solution: FermiSolution) -> dict[str, Any]:
+    by_defect = {name: _str_keys(by_q) for name, by_q in solution.concentrations.items()}
+    return asdict(solution) | {"concentrations": by_defect}
+
+
+def _fermi_solution(data: Mapping[str, Any]) -> FermiSolution:
+    by_defect = {name: _int_keys(by_q) for name, by_q in data["concentrations"].items()}
+    return FermiSolution(**(dict(data) | {"concentrations": by_defect}))
+
+
+def _limit_result_dict(result: LimitResult) -> dict[str, Any]:
+    sol = result.solution
+    if isinstance(sol, QuenchedSolution):
+        quenched = {
+            "synthesis": _fermi_dict(sol.synthesis),
+            "room": _fermi_dict(sol.room),
+            "frozen_totals": dict(sol.frozen_totals),
+        }
+        return {"limit": result.limit, "quenched": quenched}
+    return {"limit": result.limit, "equilibrium": _fermi_dict(sol)}
+
+
+def _limit_result(data: Mapping[str, Any]) -> LimitResult:
+    if "quenched" in data:
+        q = data["quenched"]
+        solution: FermiSolution | QuenchedSolution = QuenchedSolution(
+            _fermi_solution(q["synthesis"]), _fermi_solution(q["room"]), dict(q["frozen_totals"])
+        )
+    else:
+        solution = _fermi_solution(data["equilibrium"])
+    return LimitResult(data["limit"], solution)
 
 
 def host_results(
@@ -173,6 +327,8 @@ def host_results(
         level_rows=transition_level_rows(levels, edges.gap, shallow_threshold, states),
         sites=sites,
         dopants=dopants,
+        limit_names=list(limits.limit_names),
+        band_edges=edges,
     )
     if bands is not None:
         results.with_dopants = solve_limits(
