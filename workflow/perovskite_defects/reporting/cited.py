@@ -34,6 +34,24 @@ def cell_text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def plain(value: Any) -> str:
+    """A setting as written, floats without trailing zeros (350.0 -> "350")."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def tensor_text(value: Any) -> str:
+    """A dielectric constant or tensor: "10", "diag(5, 5, 7.5)", or the full 3x3 list."""
+    if not isinstance(value, list):
+        return f"{value:g}"
+    diag = [value[i][i] for i in range(3)]
+    off = any(value[i][j] for i in range(3) for j in range(3) if i != j)
+    if off:
+        return str(value)
+    return (
+        f"{diag[0]:g}" if len(set(diag)) == 1 else "diag(" + ", ".join(f"{d:g}" for d in diag) + ")"
+    )
+
+
 @dataclass(frozen=True)
 class Table:
     """One CSV table: its path relative to the page, its rows, and the columns that name a

@@ -24,7 +24,7 @@ from typing import Any
 
 from perovskite_defects.defects.names import expand_roles
 from perovskite_defects.reporting import page
-from perovskite_defects.reporting.cited import JsonFile, Table, density, energy
+from perovskite_defects.reporting.cited import JsonFile, Table, density, energy, plain, tensor_text
 from perovskite_defects.reporting.page import Inline, Link, Missing, sentence
 from perovskite_defects.thermodynamics.rows import (
     CHARGE,
@@ -112,11 +112,16 @@ def _setup(study: StudyInput, host: HostInput) -> page.Paragraph:
     prov = host.provenance
     parts: list[Inline | None] = [*_composition(study, host.name), ". Computed with "]
     parts += [prov.cite("records", 0, "engine"), " (", prov.cite("records", 0, "engine_version")]
-    parts += ["), settings level ", prov.cite("config", "level")]
+    parts.append(")")
+    if prov.get("records", 0, "replayed_from"):  # the test-only replay engine
+        parts += [", replayed from the recording ", prov.cite("records", 0, "replayed_from")]
+    if prov.get("records", 0, "engine") == "cp2k":  # VASP takes vasp.settings, not a level
+        parts += [", settings level ", prov.cite("config", "level")]
     settings = prov.get("records", 0, "settings", "settings") or {}
     for key, label, unit in _SETTINGS:
         if key in settings:
-            parts += [f", {label}", prov.cite("records", 0, "settings", "settings", key, unit=unit)]
+            value = prov.cite("records", 0, "settings", "settings", key, show=plain, unit=unit)
+            parts += [f", {label}", value]
     parts += [", bulk k-mesh ", prov.cite("records", 0, "settings", "kpoint_mesh"), ". "]
     parts += ["Band edges from ", prov.cite("band_edges", "source"), ": VBM at "]
     parts += [prov.cite("band_edges", "vbm", show=energy, unit=" eV"), ", band gap "]
@@ -136,25 +141,13 @@ def _dielectric(prov: JsonFile) -> list[Inline]:
     """The dielectric constant the corrections used, and its source."""
     source = [" (source: ", prov.cite("config", "dielectric", "source"), ")"]
     if prov.get("config", "dielectric", "value") is not None:
-        value = prov.cite("config", "dielectric", "value", show=_tensor)
+        value = prov.cite("config", "dielectric", "value", show=tensor_text)
         return [" with dielectric constant ", value, *source]
     for i, record in enumerate(prov.get("records") or []):
         if (record.get("correction") or {}).get("dielectric_tensor") is not None:
-            tensor = prov.cite("records", i, "correction", "dielectric_tensor", show=_tensor)
+            tensor = prov.cite("records", i, "correction", "dielectric_tensor", show=tensor_text)
             return [" with dielectric constant ", tensor, *source]
     return [", ", Missing("dielectric constant not recorded (no correction holds one)"), *source]
-
-
-def _tensor(value: Any) -> str:
-    if not isinstance(value, list):
-        return f"{value:g}"
-    diag = [value[i][i] for i in range(3)]
-    off = any(value[i][j] for i in range(3) for j in range(3) if i != j)
-    if off:
-        return str(value)
-    return (
-        f"{diag[0]:g}" if len(set(diag)) == 1 else "diag(" + ", ".join(f"{d:g}" for d in diag) + ")"
-    )
 
 
 def _level_label(levels: Table, i: int) -> str:
