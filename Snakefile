@@ -18,6 +18,7 @@ include: "workflow/rules/calculations.smk"
 include: "workflow/rules/spin_orbit.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
         TABLES,
         f"{RESULTS}/tables/provenance.json",
         PLOTS,
+        FINDINGS,

@@ -369,6 +369,31 @@ def test_replay_refuses_a_recording_of_other_inputs(cdte_reference: Path, tmp_pa
     assert not (tmp_path / defect_dir / "record.json").exists()
 
 
+@pytest.mark.parametrize("study", list(PAIRS))
+@pytest.mark.reference
+def test_findings_page_of_the_replayed_cdte(cdte_replay: CdteReplay, study: str) -> None:
+    """results/<study>/findings.md of the replayed CdTe study: every cited number equals
+    the cell it names; the Fermi level of each limit, the setup and what has no level (one
+    charge state) are said."""
+    from findings_check import check_page
+
+    from perovskite_defects.reporting.cited import energy
+    from perovskite_defects.reporting.tables import read_csv
+
+    assert cdte_replay.procs[study].returncode == 0, cdte_replay.procs[study].stderr[-4000:]
+    results = cdte_replay.workdir / "results" / study
+    check = check_page(results)
+    assert check.numbers >= 10
+    assert "CdTe: formula CdTe. Computed with vasp" in check.text
+    assert f"band gap {energy(GAP)} eV" in check.text
+    assert "No transition level of this host is deep." in check.text
+    assert "No transition level: V_Cd." in check.text
+    for row in read_csv(results / "CdTe/tables/fermi_level.csv"):
+        ef = energy(row["Fermi level above VBM (eV)"])
+        assert f"At the {row['limit']} limit, the Fermi level settles {ef} eV" in check.text
+    assert "The study has no dopant defect: nothing to compare" in check.text
+
+
 # --------------------------------------------------------------------------- Python API
 
 # Fermi levels (eV above the VBM) at which the exported formation energies are compared:

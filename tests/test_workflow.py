@@ -11,7 +11,11 @@ import math
 from pathlib import Path
 
 import pytest
+from findings_check import check_page
 from workflow_runner import snakemake, tiny
+
+from perovskite_defects.reporting.cited import density, energy
+from perovskite_defects.reporting.tables import read_csv
 
 TINY = tiny()
 
@@ -148,11 +152,31 @@ def test_plots_per_limit_and_trap_chart(tiny_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_findings_page_quotes_the_tables(tiny_run: Path, tables: Path) -> None:
+    """results/tiny/findings.md: every cited number equals the cell it names, and the Fermi
+    level, the deep-trap densities and what Na changes at each limit are on it."""
+    results = tiny_run / "results" / "tiny"
+    check = check_page(results)
+    assert check.numbers > 20
+    host = results / "CsPbI3" / "tables"
+    for row in read_csv(host / "fermi_level.csv"):
+        ef = energy(row["Fermi level above VBM (eV)"])
+        assert f"At the {row['limit']} limit" in check.text
+        assert f"the Fermi level settles {ef} eV above the VBM" in check.text
+    for row in read_csv(host / "dopant_effect.csv"):
+        assert row["dopants"] == "Na"
+        with_na = density(row["deep-trap density, with dopants (cm^-3)"])
+        assert f"{with_na} cm^-3" in check.text.split("### What Na changes")[1]
+    assert (results / "findings.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
 def test_snakemake_report_holds_tables_and_figures(tiny_run: Path) -> None:
     report = snakemake(tiny_run, TINY, "--report", str(tiny_run / "report.html"))
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tiny_run / "report.html").read_text()
     assert "transition_levels.csv" in html and "trap_levels.png" in html
+    assert "findings.html" in html
 
 
 @pytest.mark.slow
