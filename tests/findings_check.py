@@ -36,8 +36,9 @@ def _unescape(text: str) -> str:
 
 
 def _json_value(data: Any, where: str) -> Any:
-    for name, index in re.findall(r"\.?([^.\[\]]+)|\[(\d+)\]", where[len("key ") :]):
-        data = data[int(index)] if index else data[name]
+    path = where[len("key ") :]
+    for name, index, quoted in re.findall(r'\.?([^.\[\]"]+)|\[(\d+)\]|\["([^"]+)"\]', path):
+        data = data[int(index)] if index else data[quoted or name]
     return data
 
 

@@ -340,3 +340,16 @@ def test_a_missing_table_is_one_line_naming_the_file(one_host: Path, tmp_path: P
     (copy / "CsPbI3/tables/concentrations.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"CsPbI3/tables/concentrations.csv: missing"):
         read_study(copy)
+
+
+def test_json_keys_with_dots_read_back() -> None:
+    """Host names hold dots (CsSn0.5Pb0.5I3): the cited key path must name them whole."""
+    from findings_check import _json_value
+
+    from perovskite_defects.reporting.cited import json_path
+
+    data = {"hosts": {"CsSn0.5Pb0.5I3": {"composition": {"x": 0.5}}, "list": [1, 7]}}
+    where = json_path(("hosts", "CsSn0.5Pb0.5I3", "composition", "x"))
+    assert where == 'hosts["CsSn0.5Pb0.5I3"].composition.x'
+    assert _json_value(data, "key " + where) == 0.5
+    assert _json_value(data, "key " + json_path(("hosts", "list", 1))) == 7

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import pytest
+from findings_check import check_page
 from workflow_runner import snakemake, two_composition_sweep
 
 SWEEP = two_composition_sweep()
@@ -134,6 +135,14 @@ def test_two_composition_sweep_end_to_end(tmp_path: Path, cp2k_binary: str) -> N
         assert row["dopants"] == "Na"
         for key in ("Fermi level, native only (eV)", "Fermi level, with dopants (eV)"):
             assert math.isfinite(float(row[key]))
+    # The findings page says, per limit, what Na does to the deep traps at each x, every
+    # number equal to the table cell it cites.
+    check = check_page(results)
+    across = check.text.split("## Across compositions")[1]
+    for limit in ("I-rich", "I-poor"):
+        assert f"At the {limit} limit, Na " in across
+    for host in HOSTS:
+        assert f"In {host} (x = " in across
     for host in HOSTS:
         for limit in ("I-rich", "I-poor"):
             png = results / "plots" / f"formation_energy_{host}_{limit}.png"

@@ -81,6 +81,20 @@ class Table:
         return None
 
 
+def json_path(keys: Sequence[str | int]) -> str:
+    """``hosts["CsSn0.5Pb0.5I3"].composition.x``: names joined by dots, list indices and
+    names that hold a dot or a bracket (host names do) in brackets, so the path reads back."""
+    parts = []
+    for key in keys:
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif any(c in key for c in '.[]"'):
+            parts.append(f'["{key}"]')
+        else:
+            parts.append(f".{key}")
+    return "".join(parts).removeprefix(".")
+
+
 @dataclass(frozen=True)
 class JsonFile:
     """One JSON file (e.g. a provenance.json): its path relative to the page and content."""
@@ -100,7 +114,7 @@ class JsonFile:
     def cite(self, *keys: str | int, show: Any = str, unit: str = "") -> Inline:
         """The value at ``keys`` as a cited value, or a visible "missing"."""
         value = self.get(*keys)
-        where = "key " + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)[1:]
+        where = "key " + json_path(keys)
         if value is None:
             return Missing(f"missing ({self.path}, {where} is absent or null)")
         return Cite(f"{show(value)}{unit}", Source(self.path, where, cell_text(value)))

@@ -425,11 +425,14 @@ def _across_limit(table: Table, limit: str, hosts: Sequence[str]) -> list[page.B
         if table.rows[i].get("deep-trap defects"):
             groups.setdefault(_verb(table, i, D_NATIVE, D_DOPED, density), []).append(str(host))
     dopants = " ".join(sorted({str(table.rows[i].get("dopants")) for i in rows.values()}))
-    said = [f"{verb} it in {', '.join(names)}" for verb, names in sorted(groups.items())]
+    said = [
+        f"{verb} it{' unchanged' if verb == 'leaves' else ''} in {', '.join(names)}"
+        for verb, names in sorted(groups.items())
+    ]
     summary = f"At the {limit} limit no composition has a deep-trap density."
     if said:
         summary = f"At the {limit} limit, {dopants} " + "; ".join(said)
-        summary = summary.replace(" it in ", " the deep-trap density in ", 1) + "."
+        summary = summary.replace(" it", " the deep-trap density", 1) + "."
     items = [
         dopant_sentence(table, i, ("In ", *_host_label(table, i)), False) for i in rows.values()
     ]
