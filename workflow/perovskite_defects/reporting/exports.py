@@ -76,7 +76,8 @@ def sites_in_supercell(study: Study, run: DefectFolder) -> int:
     cell, see concentrations.py) times the cells in the supercell, as the tables count."""
     from perovskite_defects.steps.tables import cells_in_supercell
 
-    n_cells = cells_in_supercell(study.config, study.bulk.pmg_structure())
+    framework = study.config.get("host", {}).get("framework", "perovskite")
+    n_cells = cells_in_supercell(framework, study.bulk.pmg_structure())
     return int(round(run.cell.multiplicity * n_cells))
 
 
