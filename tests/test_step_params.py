@@ -265,3 +265,31 @@ def test_rule_scripts_do_not_read_the_config() -> None:
     for script in (ROOT / "workflow" / "scripts").glob("*.py"):
         text = script.read_text()
         assert "snakemake.config" not in text and "config[" not in text, script.name
+
+
+def _reordered(value: Any) -> Any:
+    """``value`` with every mapping's keys in reverse order (as another YAML writer)."""
+    if isinstance(value, dict):
+        return {k: _reordered(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(v) for v in value]
+    return value
+
+
+def test_key_order_of_the_config_changes_no_param() -> None:
+    """Snakemake compares params by repr, which keeps a dict's key order: the params are
+    sorted, so the same study written with its keys in another order reruns nothing."""
+    raw = STUDIES["two_compositions.yaml"]
+    configs = [cfg.validate(raw), cfg.validate(_reordered(raw))]
+    assert list(configs[0]["defects"][0]) != list(configs[1]["defects"][0])  # really reordered
+    for name, (function, _) in STEPS.items():
+        if name in PER_HOST:
+            reprs = [
+                repr([function(c, p) for p in end_member_plans(c, plan_hosts(c)).values()])
+                for c in configs
+            ]
+        elif name == "aggregate_tables":
+            reprs = [repr(function(c, ["a", "b"])) for c in configs]
+        else:
+            reprs = [repr(function(c)) for c in configs]
+        assert reprs[0] == reprs[1], name

@@ -17,15 +17,40 @@ params as derived and does not rerun finished calculations when they change.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from perovskite_defects import engines
 from perovskite_defects.engines.gpaw import gpaw_settings
 from perovskite_defects.study import AnyHostPlan, check_defects, plan_params
 
 # --------------------------------------------------------------------------- shared
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted and tuples as lists: the same config
+    written with its keys in another order (YAML dumpers sort them, people do not) gives
+    the same ``repr``, so Snakemake sees no params change."""
+    if isinstance(value, Mapping):
+        return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+_F = TypeVar("_F", bound=Callable[..., Mapping[str, Any]])
+
+
+def _params(function: _F) -> _F:
+    """Every params function returns its values in :func:`canonical` form."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return {k: canonical(v) for k, v in function(*args, **kwargs).items()}
+
+    return typing.cast(_F, wrapper)
 
 
 def engine_inputs(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,6 +67,7 @@ class RunParams(TypedDict):
     nprocs: int
 
 
+@_params
 def run_params(config: Mapping[str, Any], mpi: str | None, tasks: int, threads: int) -> RunParams:
     """How one DFT job runs: the engine's run keys (``cp2k.executable`` and
     ``mpi_launcher``, ``vasp.command`` ...), ``scf_retries``, and the MPI ranks.
@@ -72,6 +98,7 @@ class HostStructureParams(TypedDict):
     host: dict[str, Any]
 
 
+@_params
 def host_structure_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostStructureParams:
     """The host's settings and role, from which the step plans it again."""
     return {"host": plan_params(plan)}
@@ -82,6 +109,7 @@ class HostInputsParams(TypedDict):
     engine: dict[str, Any]
 
 
+@_params
 def host_inputs_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostInputsParams:
     return {"host": plan_params(plan), "engine": engine_inputs(config)}
 
@@ -90,6 +118,7 @@ class EngineParams(TypedDict):
     engine: dict[str, Any]
 
 
+@_params
 def supercell_relax_inputs_params(config: Mapping[str, Any]) -> EngineParams:
     return {"engine": engine_inputs(config)}
 
@@ -99,6 +128,7 @@ class HostStabilityParams(TypedDict):
     engine: dict[str, Any]
 
 
+@_params
 def host_stability_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostStabilityParams:
     """The host's ``stability`` block (a sweep entry may override it) and the engine."""
     return {
@@ -112,6 +142,7 @@ class BulkInputsParams(TypedDict):
     engine: dict[str, Any]
 
 
+@_params
 def bulk_inputs_params(config: Mapping[str, Any], plan: AnyHostPlan) -> BulkInputsParams:
     return {"host": plan_params(plan), "engine": engine_inputs(config)}
 
@@ -121,6 +152,7 @@ class HostDielectricParams(TypedDict):
     dielectric: dict[str, Any]
 
 
+@_params
 def host_dielectric_params(config: Mapping[str, Any]) -> HostDielectricParams:
     """The engine (CP2K) and the response cell and field of ``dielectric``."""
     block = config["dielectric"]
@@ -133,6 +165,7 @@ def host_dielectric_params(config: Mapping[str, Any]) -> HostDielectricParams:
 # --------------------------------------------------------------------------- phases.smk
 
 
+@_params
 def phase_inputs_params(config: Mapping[str, Any]) -> EngineParams:
     return {"engine": engine_inputs(config)}
 
@@ -145,6 +178,7 @@ class ChemicalPotentialsParams(TypedDict):
     competing_phases: list[str]
 
 
+@_params
 def chemical_potentials_params(
     config: Mapping[str, Any], plan: AnyHostPlan
 ) -> ChemicalPotentialsParams:
@@ -170,10 +204,12 @@ class DefectManifestParams(TypedDict):
     site_classes: dict[str, Any]
 
 
+@_params
 def defect_manifest_params(config: Mapping[str, Any]) -> DefectManifestParams:
     return {"defects": list(config["defects"]), "site_classes": dict(config["site_classes"])}
 
 
+@_params
 def defect_inputs_params(config: Mapping[str, Any]) -> EngineParams:
     return {"engine": engine_inputs(config)}
 
@@ -185,6 +221,7 @@ class SpinOrbitParams(TypedDict):
     gpaw: dict[str, Any]
 
 
+@_params
 def spin_orbit_shifts_params(config: Mapping[str, Any]) -> SpinOrbitParams:
     """GPAW's settings (``gpaw``: its Python and numerical settings)."""
     return {"gpaw": dataclasses.asdict(gpaw_settings(config))}
@@ -200,6 +237,7 @@ class DefectAnalysisParams(TypedDict):
     shallow_threshold: float
 
 
+@_params
 def defect_analysis_params(config: Mapping[str, Any]) -> DefectAnalysisParams:
     """Correction scheme, eFNV sampling radius, the dielectric block (cited, or the
     computed tensor's source), and the shallow-level threshold of the defect states."""
@@ -221,6 +259,7 @@ class TablesParams(TypedDict):
     framework: str
 
 
+@_params
 def tables_params(config: Mapping[str, Any]) -> TablesParams:
     """What the host tables and their notes read: band edges, the shallow threshold, the
     charge-neutrality settings, the dielectric block and correction scheme (notes), the
@@ -241,6 +280,7 @@ class AggregateTablesParams(TypedDict):
     temperature: float
 
 
+@_params
 def aggregate_tables_params(
     config: Mapping[str, Any], host_names: list[str]
 ) -> AggregateTablesParams:
