@@ -15,6 +15,12 @@ from perovskite_defects.defects.names import (
     own_site,
     site_species_missing,
 )
+from perovskite_defects.hosts.any_structure import (
+    PEROVSKITE,
+    check_structure_defects,
+    framework,
+    plan_structure_host,
+)
 from perovskite_defects.hosts.composition import (
     Composition,
     CompositionError,
@@ -25,6 +31,7 @@ from perovskite_defects.hosts.composition import (
     expand_sweep,
     parse_composition,
 )
+from perovskite_defects.hosts.perovskite import load_user_structure
 
 if TYPE_CHECKING:  # any_structure imports this module's names lazily
     from perovskite_defects.hosts.any_structure import StructureHostPlan
@@ -150,7 +157,6 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
     that cannot hold it, or a structure file without the expected sublattices. A
     ``framework: any`` host gives one generic_hosts.StructureHostPlan.
     """
-    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework, plan_structure_host
 
     if framework(config) != PEROVSKITE:
         return [plan_structure_host(config["host"], config.get("sweep"), project_root)]
@@ -168,7 +174,6 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
 def _plan_entry(entry: dict[str, Any], key: str, project_root: Path | None) -> HostPlan:
     """The plan of one composition: ``entry`` is its host settings (sweep entry merged
     with the host keys), ``key`` the config key its errors name."""
-    from perovskite_defects.hosts.perovskite import load_user_structure
 
     comp = parse_composition(entry, key)
     start, source = _start_lattice(comp, entry)
@@ -271,7 +276,6 @@ def plan_from_params(
 ) -> HostPlan | StructureHostPlan:
     """The plan of one host from :func:`plan_params` (the host's settings were validated
     with the whole config by the Snakefile; key names in errors are generic here)."""
-    from perovskite_defects.hosts.any_structure import PEROVSKITE, plan_structure_host
 
     settings = dict(params["settings"])
     if settings.get("framework", PEROVSKITE) != PEROVSKITE:
@@ -301,8 +305,6 @@ def check_defects(config: Mapping[str, Any], hosts: list[Any]) -> set[str]:
     dopants: set[str] = set()
     for host in hosts:
         if host.framework != "perovskite":
-            from perovskite_defects.hosts.any_structure import check_structure_defects
-
             dopants |= check_structure_defects(config["defects"], host)
     hosts = [h for h in hosts if h.framework == "perovskite"]
     for i, req in enumerate(defect_requests(config["defects"])):

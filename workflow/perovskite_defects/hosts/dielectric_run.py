@@ -31,6 +31,7 @@ from perovskite_defects.corrections.dielectric import (
     effective_dielectric as effective_dielectric,
 )
 from perovskite_defects.corrections.dielectric import is_computed as is_computed
+from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
 from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
@@ -128,7 +129,6 @@ def host_dielectric_step(
     ``engine``: CP2K and its settings; ``dielectric``: the response ``supercell`` and
     ``field`` (config key ``dielectric``); ``run``, ``nprocs``: how CP2K runs
     (steps/params.py)."""
-    from perovskite_defects.engines.base import CalcRecord
 
     record = CalcRecord.from_json(unitcell_record)
     options = run["cp2k"]

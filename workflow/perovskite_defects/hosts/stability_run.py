@@ -26,6 +26,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
+from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.hosts.stability import (
     HostStability,
     StabilityError,
@@ -33,6 +34,8 @@ from perovskite_defects.hosts.stability import (
     check_stability,
     keep_symmetry_name,
 )
+from perovskite_defects.steps.calculations import run_calculation
+from perovskite_defects.steps.common import write_inputs
 
 log = logging.getLogger("perovskite_defects")
 
@@ -75,8 +78,6 @@ class EngineCalculator:
         return np.asarray(record.forces, dtype=float), record.energy
 
     def _run(self, structure: Structure, spec: CalcSpec, run_dir: Path) -> CalcRecord:
-        from perovskite_defects.steps.calculations import run_calculation
-        from perovskite_defects.steps.common import write_inputs
 
         run_dir = Path(run_dir)
         path = run_dir / RECORD
@@ -118,7 +119,6 @@ def standalone_engine(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Engine (CP2K settings of ``level`` with ``overrides``) and run options of a check
     outside a study; ValueError naming a bad setting."""
-    from perovskite_defects.engines.cp2k import Cp2kSettings
 
     settings = Cp2kSettings.for_level(level, dict(overrides))
     engine = {"engine": "cp2k", "settings": dataclasses.asdict(settings)}

@@ -8,8 +8,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from perovskite_defects.corrections import efnv_correction, fnv_correction
+from perovskite_defects.corrections.dielectric import (
+    correction_argument,
+    effective_dielectric,
+    total_tensor,
+)
+from perovskite_defects.corrections.kumagai import ERROR_WARN_EV
+from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.local_environment import write_local_environment
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.eigenvalues import read_eigenvalues
+from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
+from perovskite_defects.thermodynamics.trap_classes import (
+    defect_state_character,
+    far_potential_shift,
+)
 
 log = logging.getLogger("perovskite_defects")
 
@@ -26,11 +41,6 @@ def correction(
     """Finite-size correction of one charged defect (``scheme``: fnv, efnv or none),
     written as JSON (eV); ``dielectric``: the effective config block (cited or computed);
     ``site_radius``: eFNV's sphere around each atom (Å)."""
-    from perovskite_defects.corrections import efnv_correction, fnv_correction
-    from perovskite_defects.corrections.dielectric import correction_argument, total_tensor
-    from perovskite_defects.corrections.kumagai import ERROR_WARN_EV
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
     defect = CalcRecord.from_json(defect_dir / RECORD)
@@ -95,13 +105,6 @@ def defect_states(
 ) -> dict[str, Any]:
     """Character of the defect cell's states near the gap (localized trap or perturbed host),
     from eigenvalues aligned by the far-field potential; written as JSON (eV)."""
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.engines.eigenvalues import read_eigenvalues
-    from perovskite_defects.engines.potentials import read_potential_grid
-    from perovskite_defects.thermodynamics.trap_classes import (
-        defect_state_character,
-        far_potential_shift,
-    )
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
     bulk = CalcRecord.from_json(bulk_dir / RECORD)
@@ -141,8 +144,6 @@ def local_environment(
 ) -> dict[str, Any]:
     """Local geometry and carrier localisation of one defect cell against the bulk
     (Å, e, Bohr magnetons), written as JSON; see defects/local_environment.py."""
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.defects.local_environment import write_local_environment
 
     cell = DefectCell.from_json(Path(defect_dir) / DEFECT_CELL)
     return write_local_environment(
@@ -168,7 +169,6 @@ def defect_analysis(
     finite-size correction, the character of its states near the gap and, when a path is
     given, its local environment. With ``dielectric.source: computed`` the host's
     ``dielectric_json`` replaces the cited tensor (``host`` names it in errors)."""
-    from perovskite_defects.corrections.dielectric import effective_dielectric
 
     if local_environment_json is not None:
         local_environment(bulk_dir, defect_dir, local_environment_json)

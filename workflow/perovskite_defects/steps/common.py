@@ -38,6 +38,7 @@ def write_structure_files(structure, directory: Path, stem: str = "structure") -
 
 def host_plan(config: Mapping[str, Any], name: str):
     """The plan of one host of the study (sweep entry or end member) by its name."""
+    # why: study loads pymatgen.core; the run jobs import this module
     from perovskite_defects.study import end_member_plans, plan_hosts
 
     hosts = {h.name: h for h in plan_hosts(config, cfg.PROJECT_ROOT)}

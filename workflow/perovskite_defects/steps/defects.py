@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from perovskite_defects import config as cfg
+from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.manifest import read_manifest, write_manifest
+from perovskite_defects.defects.names import B_SET, HALIDE_SET, unbuilt_names
+from perovskite_defects.defects.site_classes import build_defect_set
 from perovskite_defects.engines.base import CalcSpec
+from perovskite_defects.hosts.any_structure import build_structure_defect_set
+from perovskite_defects.hosts.perovskite import HostStructure
 from perovskite_defects.steps.common import DEFECT_CELL, write_inputs, write_structure_files
+from perovskite_defects.study import defect_requests
 
 log = logging.getLogger("perovskite_defects")
 
@@ -25,15 +32,9 @@ def write_manifest_files(
     """The checkpoint: manifest.tsv/json of the host's defects and one POSCAR + CIF + JSON
     per defect structure under the host's structures/ folder (``defects``: config key
     ``defects``; ``site_classes``: representatives and interstitial_min_distance)."""
-    from perovskite_defects.defects.manifest import write_manifest
-    from perovskite_defects.defects.site_classes import build_defect_set
-    from perovskite_defects.hosts.perovskite import HostStructure
-    from perovskite_defects.study import defect_requests
 
     host = HostStructure.from_json(host_json)
     if host.metadata.get("framework", "perovskite") != "perovskite":
-        from perovskite_defects.hosts.any_structure import build_structure_defect_set
-
         entries, built = build_structure_defect_set(
             host,
             defect_requests(defects),
@@ -59,7 +60,6 @@ def write_manifest_files(
 
 def _log_unbuilt(defects: Sequence[Mapping[str, Any]], host: Any) -> None:
     """Name the role-name defects this host leaves out (A_i, A_B with FA/MA)."""
-    from perovskite_defects.defects.names import B_SET, HALIDE_SET, unbuilt_names
 
     symbols = {s.specie.symbol for s in host.structure}
     a = host.metadata["composition_requested"]["A"]
@@ -88,9 +88,6 @@ def prepare_defect(
 ) -> None:
     """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
     from pymatgen.core import Structure
-
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.defects.manifest import read_manifest
 
     entries = {e.id: e for e in read_manifest(manifest_dir)}
     if defect_id not in entries:

@@ -10,6 +10,12 @@ from typing import Any
 
 from perovskite_defects.config import PROJECT_ROOT
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
+from perovskite_defects.hosts.any_structure import (
+    build_structure_host,
+    bulk_structure,
+    load_host_structure,
+)
+from perovskite_defects.hosts.perovskite import HostStructure, build_host, load_user_structure
 from perovskite_defects.steps.common import write_inputs, write_structure_files
 from perovskite_defects.study import HostPlan, plan_from_params
 
@@ -19,13 +25,10 @@ log = logging.getLogger("perovskite_defects")
 def build_host_files(out_dir: str | Path, *, host: Mapping[str, Any]) -> None:
     """structures/host.{vasp,cif,json}: the host supercell with its metadata (``host``:
     :func:`perovskite_defects.study.plan_params` of its plan)."""
-    from perovskite_defects.hosts.perovskite import build_host, load_user_structure
 
     plan = plan_from_params(host, PROJECT_ROOT)
     name = plan.name
     if not isinstance(plan, HostPlan):  # framework any: a structure-file host
-        from perovskite_defects.hosts.any_structure import build_structure_host
-
         built = build_structure_host(plan)
         built.to_files(out_dir, "host")
         log.info("%s: %d atoms from %s", name, len(built.structure), plan.user_structure)
@@ -69,12 +72,9 @@ def prepare_host(
     """Inputs of an end member's unit cell (5 atoms; FA/MA as one molecule): a cell
     relaxation at fixed cubic shape when ``relax`` is true (it gives the lattice constant
     of Vegard's law), otherwise a single point."""
-    from perovskite_defects.hosts.perovskite import build_host
 
     plan = plan_from_params(host, PROJECT_ROOT)
     if not isinstance(plan, HostPlan):  # framework any: the structure file's cell
-        from perovskite_defects.hosts.any_structure import load_host_structure
-
         unit = load_host_structure(plan.user_structure)
         write_structure_files(unit, Path(calc_dir), "initial")
         write_inputs(engine, unit, CalcSpec("relax_cell", "host"), Path(calc_dir))
@@ -113,7 +113,6 @@ def prepare_supercell_relax(
     with the supercell's k-points and no symmetry: an SQS or a cell with molecules has
     none to keep, and its cell lengths may come out different.
     """
-    from perovskite_defects.hosts.perovskite import HostStructure
 
     host = HostStructure.from_json(host_json)
     calc_dir = Path(calc_dir)
@@ -133,7 +132,7 @@ def check_host_stability(
     """stability/: the host supercell brought to a dynamically stable structure
     (host.stability; see hosts/stability.py), result in stability.json. ``run`` and
     ``nprocs``: how its calculations run (steps/params.py run_params)."""
-    from perovskite_defects.hosts.perovskite import HostStructure
+    # why: the stability check loads phonopy: only its own jobs
     from perovskite_defects.hosts.stability import StabilitySettings
     from perovskite_defects.hosts.stability_run import run_check
 
@@ -145,6 +144,7 @@ def check_host_stability(
 
 def _stable_bulk(host, stability_json: str | Path) -> tuple[Any, dict[str, Any]]:
     """The phonon-checked host supercell of host.stability (cell and positions)."""
+    # why: hosts.stability loads phonopy: only the bulk of a checked host
     from perovskite_defects.hosts.stability import HostStability
 
     result = HostStability.from_json(stability_json)
@@ -193,7 +193,6 @@ def prepare_bulk(
     """Pristine supercell at the Vegard lattice constant of the relaxed end members, or
     (lattice_mode relax; ``end_member_records`` is then ``{"relaxed": record}``) the host
     supercell as its own relaxation left it."""
-    from perovskite_defects.hosts.perovskite import HostStructure
 
     built = HostStructure.from_json(host_json)
     plan = plan_from_params(host, PROJECT_ROOT)
@@ -248,7 +247,6 @@ def _prepare_structure_bulk(
     calc_dir: Path,
 ) -> None:
     """Pristine supercell of a framework-any host: as built, or of the relaxed cell."""
-    from perovskite_defects.hosts.any_structure import bulk_structure
 
     relaxed = (
         CalcRecord.from_json(records[plan.name]).require_converged().pmg_structure()

@@ -9,7 +9,11 @@ from typing import Any
 
 from perovskite_defects import config as cfg
 from perovskite_defects.engines.base import CalcRecord, CalcSpec
+from perovskite_defects.hosts.phase_files import has_free_internal_coordinates, load_phase
 from perovskite_defects.steps.common import host_plan, write_inputs, write_structure_files
+from perovskite_defects.study import check_defects
+from perovskite_defects.thermodynamics.absent_phases import absent_phase_notes, unsourced_phases
+from perovskite_defects.thermodynamics.given_limits import limits_from_config
 
 log = logging.getLogger("perovskite_defects")
 
@@ -27,7 +31,6 @@ def prepare_phase(
     not a molecular crystal; otherwise only the ions relax, at the experimental cell, and
     not even they when symmetry pins every atom (a single point then gives the same energy).
     """
-    from perovskite_defects.hosts.phase_files import has_free_internal_coordinates, load_phase
 
     entry = load_phase(phase, Path(cif).parent) if cif else load_phase(phase)
     calc_dir = Path(calc_dir)
@@ -48,7 +51,6 @@ def host_phases(config: Mapping[str, Any], name: str, plan: Any = None) -> list[
     ``plan`` (the host's study.HostPlan) spares planning the whole study again, which
     the workflow would otherwise do once per host while building the DAG.
     """
-    from perovskite_defects.study import check_defects
 
     if config.get("chemical_potentials"):
         return []  # limits given in config: no competing phase is computed
@@ -74,6 +76,7 @@ def chemical_potentials(
     and ``dopants``: the host's and its defects' added species; ``rich_element``: the
     element whose rich limit comes first (a perovskite's majority halide);
     ``competing_phases``: those listed in config, to name the ones left out."""
+    # why: phase diagrams (~1 s of pymatgen); the Snakefile imports this module (host_phases)
     from perovskite_defects.thermodynamics.phase_limits import compute_chemical_potential_limits
 
     host = CalcRecord.from_json(host_record).require_converged()
@@ -83,8 +86,6 @@ def chemical_potentials(
         phases[label] = (record.pmg_structure().composition.as_dict(), record.energy)
     dopants = list(dopants)
     if given_limits:
-        from perovskite_defects.thermodynamics.given_limits import limits_from_config
-
         given = limits_from_config(
             given_limits,
             host.pmg_structure().composition.as_dict(),
@@ -118,10 +119,6 @@ def chemical_potentials(
 
 def _absent_phase_notes(limits: Any, elements: set[str], unlisted: list[str]) -> list[str]:
     """Which limits each phase of the host's system left out could move, and how far."""
-    from perovskite_defects.thermodynamics.absent_phases import (
-        absent_phase_notes,
-        unsourced_phases,
-    )
 
     absent = {
         p: "shipped in structures/phases/ but not listed in competing_phases" for p in unlisted

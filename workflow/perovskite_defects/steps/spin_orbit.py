@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perovskite_defects.engines import gpaw as gpaw_engine
 from perovskite_defects.engines.base import CalcRecord, CalcSpec
+from perovskite_defects.thermodynamics.spin_orbit_edges import shifts_from_record
 
 if TYPE_CHECKING:
     from perovskite_defects.thermodynamics.spin_orbit_edges import SocShifts
@@ -22,8 +24,6 @@ def compute_shifts(
     the bulk supercell of hosts without one) and write ``record.json`` and
     ``soc_shifts.json`` into ``run_dir``. ``gpaw``: the fields of its GpawSettings
     (steps/params.py)."""
-    from perovskite_defects.engines import gpaw as gpaw_engine
-    from perovskite_defects.thermodynamics.spin_orbit_edges import shifts_from_record
 
     source = CalcRecord.from_json(structure_record).require_converged()
     settings = gpaw_engine.GpawSettings(**gpaw)

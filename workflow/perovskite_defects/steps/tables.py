@@ -8,18 +8,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perovskite_defects.corrections.dielectric import describe as describe_dielectric
+from perovskite_defects.corrections.dielectric import effective_dielectric
 from perovskite_defects.defects.distinct_sites import DefectCell
 from perovskite_defects.defects.local_environment import (
     write_table as write_local_environment_table,
 )
 from perovskite_defects.engines.base import CalcRecord
+from perovskite_defects.hosts.any_structure import cells_in_supercell
+from perovskite_defects.reporting.aggregate import aggregate
 from perovskite_defects.reporting.tables import write_csv, write_markdown
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
 from perovskite_defects.thermodynamics import spin_orbit_edges as soc
 from perovskite_defects.thermodynamics.band_edges import study_band_edges
 from perovskite_defects.thermodynamics.concentrations import (
+    DOPANT_EFFECT_COLUMNS,
     band_model,
     concentration_rows,
+    dopant_effect_rows,
     fermi_rows,
 )
 from perovskite_defects.thermodynamics.host_results import DefectRun, HostResults, host_results
@@ -87,7 +93,6 @@ def tables(
     this function reads the folders and writes the files. The keyword arguments are the
     config values they read (steps/params.py ``tables_params``); with
     ``dielectric.source: computed`` the host's ``dielectric_json`` gives the tensor."""
-    from perovskite_defects.corrections.dielectric import effective_dielectric
 
     dielectric = effective_dielectric(dielectric, dielectric_json, host)
     out_dir = Path(out_dir)
@@ -240,19 +245,6 @@ def _write_plot_data(
     (out_dir / "levels.json").write_text(json.dumps(plot_data, indent=1))
 
 
-def cells_in_supercell(framework: str, structure: Any) -> int:
-    """Cells the defect multiplicities refer to in the bulk supercell ``structure``.
-
-    Multiplicities are per formula unit ABX3: the supercell holds one per B atom
-    (``framework`` any, config key host.framework: per formula unit of the reduced formula).
-    """
-    if framework != "perovskite":
-        from perovskite_defects.hosts.any_structure import formula_units
-
-        return formula_units(structure)
-    return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
-
-
 def _write_dopant_effect(
     out_dir: Path,
     with_dopants: Sequence[LimitResult],
@@ -264,11 +256,6 @@ def _write_dopant_effect(
     """dopant_effect.csv/.md: the neutral state without and with the dopant defects (how
     Na changes the Fermi level and the deep-trap density). Written for every study; without
     a dopant defect it has no rows and its note says so."""
-    from perovskite_defects.reporting.tables import write_csv, write_markdown
-    from perovskite_defects.thermodynamics.concentrations import (
-        DOPANT_EFFECT_COLUMNS,
-        dopant_effect_rows,
-    )
 
     rows = dopant_effect_rows(native_only, with_dopants, dopants, deep) if dopants else []
     notes = [
@@ -320,7 +307,6 @@ def _notes(
     limits: ChemicalPotentialLimits,
     gap: float,
 ) -> list[str]:
-    from perovskite_defects.corrections.dielectric import describe as describe_dielectric
 
     settings = bulk.settings.get("settings", {})
     functional = str(settings.get("functional", "pbe")).upper()
@@ -360,7 +346,6 @@ def aggregate_tables(
     temperature: float,
 ) -> None:
     """Tables across compositions (CSV + Markdown) and provenance.json."""
-    from perovskite_defects.reporting.aggregate import aggregate
 
     results_dir = Path(results_dir)
     hosts: list[dict[str, Any]] = []
