@@ -104,6 +104,8 @@ def test_chemical_potential_step_writes_the_bounds(tmp_path) -> None:
     from perovskite_defects.engines.base import CalcRecord
     from perovskite_defects.hosts.phase_files import load_phase
     from perovskite_defects.steps import phases as steps_phases
+    from perovskite_defects.steps.common import host_plan
+    from perovskite_defects.steps.params import chemical_potentials_params
     from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 
     def record(structure: Structure, dh: float, name: str):
@@ -139,7 +141,8 @@ def test_chemical_potential_step_writes_the_bounds(tmp_path) -> None:
     phases["CsI"] = record(cells["CsI"], -3.0 * n_csi, "CsI")
     name = cfg.host_name(config)
     out = tmp_path / "limits.json"
-    steps_phases.chemical_potentials(config, name, record(host, -5.3, "host"), phases, out)
+    params = chemical_potentials_params(config, host_plan(config, name))
+    steps_phases.chemical_potentials(name, record(host, -5.3, "host"), phases, out, **params)
     res = ChemicalPotentialLimits.from_json(out)
     assert res.delta_mu("I-rich") == pytest.approx({"Cs": -3.0, "Sn": -2.3, "I": 0.0})
     notes = {n.split(" ", 1)[0]: n for n in res.notes if "is not in the calculation" in n}

@@ -23,7 +23,9 @@ from perovskite_defects.api import StudyLoadError, find_hosts, load_study
 from perovskite_defects.defects.distinct_sites import DefectCell
 from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.reporting.tables import read_csv
+from perovskite_defects.steps import params as sp
 from perovskite_defects.steps import phases as steps_phases
+from perovskite_defects.steps.common import host_plan
 from perovskite_defects.steps.tables import tables
 
 A_CDTE = 6.48  # Å, zincblende CdTe (experimental)
@@ -91,8 +93,9 @@ def write_study(base: Path, elemental: bool = True) -> tuple[Path, dict]:
     host = base / "results" / "tiny" / "CdTe"
     (host / "bulk").mkdir(parents=True)
     record(bulk_s, -20.0, vbm=VBM, cbm=CBM, nelect=72.0).to_json(host / "bulk/record.json")
+    params = sp.chemical_potentials_params(config, host_plan(config, "CdTe"))
     steps_phases.chemical_potentials(
-        config, "CdTe", host / "bulk/record.json", {}, host / "chemical_potentials.json"
+        "CdTe", host / "bulk/record.json", {}, host / "chemical_potentials.json", **params
     )
     manifest = ["id\tcharges"]
     for name, charges in (("V_Cd", "0,-1,-2"), ("Te_Cd", "1,0")):
@@ -118,7 +121,12 @@ def write_study(base: Path, elemental: bool = True) -> tuple[Path, dict]:
     (host / "defects" / "manifest.tsv").write_text("\n".join(manifest) + "\n")
     dirs = [host / "defects" / f"{n}_q{q}" for n, q in RUNS]
     tables(
-        config, host / "bulk/record.json", host / "chemical_potentials.json", dirs, host / "tables"
+        host / "bulk/record.json",
+        host / "chemical_potentials.json",
+        dirs,
+        host / "tables",
+        "CdTe",
+        **sp.tables_params(config),
     )
     return host.parent, config
 

@@ -67,6 +67,14 @@ def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
     return bulk_dir, defect_dir
 
 
+def _params(config: dict) -> dict:
+    """The correction's arguments from the defect_analysis params of ``config``."""
+    from perovskite_defects.steps.params import defect_analysis_params
+
+    params = dict(defect_analysis_params(config))
+    return {k: params[k] for k in ("scheme", "dielectric", "site_radius")}
+
+
 @pytest.mark.parametrize("scheme", ["fnv", "efnv"])
 @pytest.mark.reference
 def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: Path, scheme):
@@ -79,7 +87,7 @@ def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: 
         dielectric = eps if isinstance(eps, dict) else {"value": eps}
         config = cfg.validate({"correction": scheme, "dielectric": dielectric})
         out = tmp_path / f"corr_{len(results)}.json"
-        results.append(correction(config, bulk_dir, defect_dir, out))
+        results.append(correction(bulk_dir, defect_dir, out, **_params(config)))
         tensor = np.array(json.loads(out.read_text())["dielectric_tensor"])
         np.testing.assert_allclose(tensor, 9.13 * np.eye(3), atol=1e-12)
     for other in results[1:]:
@@ -95,5 +103,5 @@ def test_cubic_tensor_equals_scalar_in_the_step(cdte_reference: Path, tmp_path: 
         assert both["half_max_face_distance"]["total"] == pytest.approx(written["total"])
     # an anisotropic tensor changes it: the tensor really reaches the correction
     config = cfg.validate({"correction": scheme, "dielectric": {"value": [9.13, 9.13, 20.0]}})
-    aniso = correction(config, bulk_dir, defect_dir, tmp_path / "aniso.json")
+    aniso = correction(bulk_dir, defect_dir, tmp_path / "aniso.json", **_params(config))
     assert abs(aniso["total"] - results[0]["total"]) > 0.05

@@ -21,7 +21,9 @@ from perovskite_defects.hosts.any_structure import (
 )
 from perovskite_defects.hosts.perovskite import min_image_distance
 from perovskite_defects.steps import hosts as steps_hosts
+from perovskite_defects.steps import params as sp
 from perovskite_defects.steps import phases as steps_phases
+from perovskite_defects.steps.common import host_plan
 from perovskite_defects.study import AnyHostPlan, defect_requests, plan_hosts
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry
 from perovskite_defects.thermodynamics.given_limits import CONSISTENCY_TOLERANCE, limits_from_config
@@ -127,7 +129,7 @@ def test_auto_supercell_of_an_oblique_cell_keeps_images_apart() -> None:
 def test_vacancy_site_multiplicity_and_atom_index(cdte_file: Path) -> None:
     config = cfg.validate(any_config(cdte_file))
     host = build_structure_host(plan_structure_host(config["host"], None, None))
-    entries, built = build_structure_defect_set(host, defect_requests(config))
+    entries, built = build_structure_defect_set(host, defect_requests(config["defects"]))
     (entry,) = entries
     # zincblende: one Cd site, one per formula unit; the centre-nearest Cd is removed
     assert (entry.id, entry.multiplicity, entry.class_size) == ("V_Cd", 1.0, 32)
@@ -137,7 +139,7 @@ def test_vacancy_site_multiplicity_and_atom_index(cdte_file: Path) -> None:
     cd0 = next(i for i, s in enumerate(host.structure) if np.allclose(s.frac_coords, 0))
     chosen = cfg.validate(any_config(cdte_file, defects=[{"name": "V_Cd", "charges": [-2]}]))
     chosen["defects"][0]["atom_index"] = cd0
-    (entry,), _ = build_structure_defect_set(host, defect_requests(chosen))
+    (entry,), _ = build_structure_defect_set(host, defect_requests(chosen["defects"]))
     assert entry.remove == [cd0] and np.allclose(entry.frac_coords, 0)
 
 
@@ -147,7 +149,7 @@ def test_atom_index_of_another_species_is_refused(cdte_file: Path) -> None:
     te = next(i for i, s in enumerate(host.structure) if s.specie.symbol == "Te")
     config["defects"][0]["atom_index"] = te
     with pytest.raises(ValueError, match=f"atom_index {te} of CdTe is Te, not Cd"):
-        build_structure_defect_set(host, defect_requests(config))
+        build_structure_defect_set(host, defect_requests(config["defects"]))
 
 
 def test_interstitial_types_of_zincblende(cdte_file: Path) -> None:
@@ -158,7 +160,9 @@ def test_interstitial_types_of_zincblende(cdte_file: Path) -> None:
     given = {"source": "test", "limits": mus}
     config = cfg.validate(any_config(cdte_file, defects=defects, chemical_potentials=given))
     host = build_structure_host(plan_structure_host(config["host"], None, None))
-    entries, built = build_structure_defect_set(host, defect_requests(config), min_distance=1.5)
+    entries, built = build_structure_defect_set(
+        host, defect_requests(config["defects"]), min_distance=1.5
+    )
     assert [e.id for e in entries] == [f"Na_i-s{k}" for k in range(len(entries))]
     tetrahedral = []
     for entry, structure in built:
@@ -252,7 +256,8 @@ def test_given_limits_replace_competing_phases_and_keep_their_source(
     bulk = converged_record(zincblende(), -20.0, vbm=1.0, cbm=2.5)
     bulk.to_json(tmp_path / "bulk.json")
     out = tmp_path / "chemical_potentials.json"
-    steps_phases.chemical_potentials(config, "CdTe", tmp_path / "bulk.json", {}, out)
+    params = sp.chemical_potentials_params(config, host_plan(config, "CdTe"))
+    steps_phases.chemical_potentials("CdTe", tmp_path / "bulk.json", {}, out, **params)
     limits = ChemicalPotentialLimits.from_json(out)
     assert limits.limit_names == ["Cd-rich", "Te-rich"]
     assert limits.mu("Cd-rich") == {"Cd": -1.0, "Te": -4.0}
@@ -293,8 +298,9 @@ def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
     raw = any_config(cdte_file, engine="vasp")
     raw["host"]["relax"] = True
     config = cfg.validate(raw)
-    steps_hosts.build_host_files(config, "CdTe", tmp_path / "structures")
-    steps_hosts.prepare_host(config, "CdTe", tmp_path / "unitcell")
+    plan = host_plan(config, "CdTe")
+    steps_hosts.build_host_files(tmp_path / "structures", **sp.host_structure_params(config, plan))
+    steps_hosts.prepare_host(tmp_path / "unitcell", **sp.host_inputs_params(config, plan))
     unit = Structure.from_file(str(tmp_path / "unitcell" / "initial.vasp"))
     assert json.loads((tmp_path / "unitcell" / "calc.json").read_text())["calc_kind"] == (
         "relax_cell"
@@ -304,10 +310,10 @@ def test_relaxed_host_gives_the_supercell_of_the_relaxed_cell(
     converged_record(relaxed, -20.0).to_json(tmp_path / "unitcell" / "record.json")
     bulk_dir = tmp_path / "bulk"
     steps_hosts.prepare_bulk(
-        config,
         tmp_path / "structures" / "host.json",
         {"CdTe": tmp_path / "unitcell" / "record.json"},
         bulk_dir,
+        **sp.bulk_inputs_params(config, plan),
     )
     bulk = Structure.from_dict(json.loads((bulk_dir / "supercell.json").read_text())["structure"])
     host = Structure.from_file(str(tmp_path / "structures" / "host.vasp"))

@@ -317,17 +317,17 @@ def m_point_host(tmp_path_factory: pytest.TempPathFactory, cp2k_binary: str):
     CsPbI3: measured, SZV at 150 Ry distorts the cubic cell far beyond an octahedral tilt
     (halides moved up to 1.4 Å, P2_1 after the first relaxation), so no tilt name is
     asserted here."""
-    from perovskite_defects.hosts.stability_run import run_check, standalone_config
+    from perovskite_defects.hosts.stability_run import run_check, standalone_engine
 
     cell = cubic_prototype("Cs", "Pb", "I", 6.40).make_supercell(
         [[1, 1, 0], [-1, 1, 0], [0, 0, 1]], in_place=False
     )
     overrides = {"cutoff_ry": 150, "rel_cutoff_ry": 30, "kpoint_length": 9.0}
     overrides |= {"basis": "SZV-MOLOPT-SR-GTH", "supercell_kpoints": "length"}
-    config = standalone_config("fast", overrides, cp2k_binary)
+    engine, run = standalone_engine("fast", overrides, cp2k_binary)
     workdir = tmp_path_factory.mktemp("m_point")
     start = time.time()
-    result = run_check(cell, workdir, config, StabilitySettings(relax_cell=False))
+    result = run_check(cell, workdir, engine, run, StabilitySettings(relax_cell=False))
     return cell, result, workdir, time.time() - start
 
 

@@ -22,8 +22,10 @@ from perovskite_defects import cli
 from perovskite_defects import config as cfg
 from perovskite_defects.engines.base import EngineError
 from perovskite_defects.hosts.stability import HostStability, StabilityRound
-from perovskite_defects.hosts.stability_run import stability_config
+from perovskite_defects.hosts.stability_run import stability_engine
 from perovskite_defects.steps import hosts as steps_hosts
+from perovskite_defects.steps import params as sp
+from perovskite_defects.steps.common import host_plan
 
 TINY = tiny()  # tests/configs/tiny.yaml
 STUDY = {**TINY, "study": "stab", "host": {**TINY["host"], "stability": {"check": True}}}
@@ -48,7 +50,7 @@ def test_defaults_and_refusals() -> None:
 
 def test_check_runs_use_a_symmetric_mesh_and_tight_thresholds() -> None:
     config = cfg.validate(STUDY | {"cp2k": {"settings": {"supercell_kpoints": "mean_value"}}})
-    settings = stability_config(config)["cp2k"]["settings"]
+    settings = stability_engine(sp.engine_inputs(config))["settings"]
     assert settings["supercell_kpoints"] == "length"
     assert settings["max_force"] <= 0.01
 
@@ -96,7 +98,8 @@ def _result(structure: Structure, stable: bool = True) -> HostStability:
 
 def test_bulk_is_the_stable_supercell(tmp_path: Path) -> None:
     config = cfg.validate(STUDY)
-    steps_hosts.build_host_files(config, "CsPbI3", tmp_path / "structures")
+    plan = host_plan(config, "CsPbI3")
+    steps_hosts.build_host_files(tmp_path / "structures", **sp.host_structure_params(config, plan))
     host_json = tmp_path / "structures" / "host.json"
     host = json.loads(host_json.read_text())
     assert host["metadata"]["stability"] == "stability/stability.json"
@@ -106,7 +109,8 @@ def test_bulk_is_the_stable_supercell(tmp_path: Path) -> None:
     stable.translate_sites([2], [0.02, 0.0, 0.0], frac_coords=True)
     _result(stable).to_json(tmp_path / "stability.json")
     records = {"stable": str(tmp_path / "stability.json")}
-    steps_hosts.prepare_bulk(config, host_json, records, tmp_path / "bulk")
+    bulk_params = sp.bulk_inputs_params(config, plan)
+    steps_hosts.prepare_bulk(host_json, records, tmp_path / "bulk", **bulk_params)
     info = json.loads((tmp_path / "bulk" / "supercell.json").read_text())
     assert info["lattice_source"] == "relaxed (stability check)"
     assert info["stability"]["tilt_pattern"] == "a0a0c+"
@@ -119,7 +123,7 @@ def test_bulk_is_the_stable_supercell(tmp_path: Path) -> None:
     _result(other).to_json(tmp_path / "wrong.json")
     with pytest.raises(EngineError, match="atoms are not those of"):
         steps_hosts.prepare_bulk(
-            config, host_json, {"stable": str(tmp_path / "wrong.json")}, tmp_path / "b2"
+            host_json, {"stable": str(tmp_path / "wrong.json")}, tmp_path / "b2", **bulk_params
         )
 
 
@@ -151,7 +155,8 @@ def test_engine_adapter_reuses_converged_records(tmp_path: Path) -> None:
     record.forces = [[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]]
     (tmp_path / "f").mkdir()
     record.to_json(tmp_path / "f" / "record.json")
-    calc = EngineCalculator(cfg.validate(STUDY))
+    config = cfg.validate(STUDY)
+    calc = EngineCalculator(sp.engine_inputs(config), sp.run_params(config, None, 1, 1)["run"])
     forces, energy = calc.forces(cell, tmp_path / "f")
     assert energy == -10.0 and forces.tolist() == record.forces and calc.runs == []
     record.forces = None

@@ -19,6 +19,8 @@ from workflow_runner import snakemake, study_config, tiny_cp2k
 from perovskite_defects import config as cfg
 from perovskite_defects.engines.base import CalcRecord, EngineError
 from perovskite_defects.steps import hosts as steps_hosts
+from perovskite_defects.steps import params as sp
+from perovskite_defects.steps.common import host_plan
 from perovskite_defects.study import end_member_plans, plan_hosts
 
 ALLOY = "CsSn0.5Pb0.5I3"
@@ -136,7 +138,8 @@ def test_dry_run_relaxes_each_supercell_without_vegard(tmp_path: Path) -> None:
 @pytest.fixture()
 def alloy_host(tmp_path: Path) -> tuple[dict, Path]:
     config = cfg.validate(SWEEP)
-    steps_hosts.build_host_files(config, ALLOY, tmp_path / "structures")
+    params = sp.host_structure_params(config, host_plan(config, ALLOY))
+    steps_hosts.build_host_files(tmp_path / "structures", **params)
     return config, tmp_path / "structures" / "host.json"
 
 
@@ -149,7 +152,8 @@ def test_host_metadata_records_relaxed_lattice(alloy_host) -> None:
 
 def test_relaxation_inputs_for_both_engines(alloy_host, tmp_path: Path) -> None:
     config, host_json = alloy_host
-    steps_hosts.prepare_supercell_relax(config, host_json, tmp_path / "cp2k")
+    params = sp.supercell_relax_inputs_params(config)
+    steps_hosts.prepare_supercell_relax(host_json, tmp_path / "cp2k", **params)
     text = (tmp_path / "cp2k" / "cp2k.inp").read_text()
     assert "RUN_TYPE CELL_OPT" in text and "STRESS_TENSOR ANALYTICAL" in text
     assert "KEEP_SYMMETRY" not in text and "SYMMETRY CUBIC" not in text  # an SQS has none
@@ -158,7 +162,8 @@ def test_relaxation_inputs_for_both_engines(alloy_host, tmp_path: Path) -> None:
     from pymatgen.io.vasp.inputs import Incar
 
     vasp_config = cfg.validate({**SWEEP, "engine": "vasp"})
-    steps_hosts.prepare_supercell_relax(vasp_config, host_json, tmp_path / "vasp")
+    params = sp.supercell_relax_inputs_params(vasp_config)
+    steps_hosts.prepare_supercell_relax(host_json, tmp_path / "vasp", **params)
     incar = Incar.from_file(str(tmp_path / "vasp" / "INCAR"))
     assert (incar["IBRION"], incar["ISIF"], incar["ISYM"]) == (2, 3, 0)
 
@@ -191,7 +196,8 @@ def test_bulk_is_the_relaxed_supercell(alloy_host, tmp_path: Path) -> None:
     relaxed.lattice = Lattice.orthorhombic(12.4, 6.25, 6.2)
     relaxed.translate_sites([3], [0.01, 0.0, 0.02], frac_coords=True)
     record = _record(relaxed, tmp_path / "relax" / "record.json")
-    steps_hosts.prepare_bulk(config, host_json, {"relaxed": record}, tmp_path / "bulk")
+    params = sp.bulk_inputs_params(config, host_plan(config, ALLOY))
+    steps_hosts.prepare_bulk(host_json, {"relaxed": record}, tmp_path / "bulk", **params)
 
     info = json.loads((tmp_path / "bulk" / "supercell.json").read_text())
     assert info["lattice_source"] == "relaxed"
@@ -207,12 +213,12 @@ def test_bulk_is_the_relaxed_supercell(alloy_host, tmp_path: Path) -> None:
     # an unconverged relaxation is never a bulk; nor a record of other atoms
     bad = _record(relaxed, tmp_path / "bad" / "record.json", converged=False)
     with pytest.raises(EngineError, match="not converged|converge"):
-        steps_hosts.prepare_bulk(config, host_json, {"relaxed": bad}, tmp_path / "bulk2")
+        steps_hosts.prepare_bulk(host_json, {"relaxed": bad}, tmp_path / "bulk2", **params)
     other = relaxed.copy()
     other.replace(0, "Rb")
     wrong = _record(other, tmp_path / "wrong" / "record.json")
     with pytest.raises(EngineError, match="atoms are not those of"):
-        steps_hosts.prepare_bulk(config, host_json, {"relaxed": wrong}, tmp_path / "bulk3")
+        steps_hosts.prepare_bulk(host_json, {"relaxed": wrong}, tmp_path / "bulk3", **params)
 
 
 @pytest.mark.slow

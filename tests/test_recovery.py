@@ -24,6 +24,7 @@ from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.hosts.perovskite import cubic_prototype
 from perovskite_defects.steps import calculations as steps_calculations
 from perovskite_defects.steps import common as steps_common
+from perovskite_defects.steps import params
 
 DATA = Path(__file__).parent / "data" / "cp2k" / "pbi2_relax_ions"
 
@@ -35,12 +36,17 @@ def _config(**settings) -> dict:
     return cfg.validate({"cp2k": {"settings": {**TINY_SETTINGS, **settings}}})
 
 
+def _run(config: dict) -> dict:
+    """The run step's params (run keys, scf_retries, one rank), as the rule passes them."""
+    return dict(params.run_params(config, None, 1, 1))
+
+
 def _prepare(calc: Path, config: dict, kind: str = "static", a: float = 6.3) -> Path:
     cp2k.write_input(
         cubic_prototype("Cs", "Pb", "I", a),
         kind,
         0,
-        steps_common.engine_settings(config),
+        steps_common.engine_and_settings(params.engine_inputs(config))[1],
         calc,
         keep_symmetry="CUBIC" if kind == "relax_cell" else None,
     )
@@ -109,11 +115,11 @@ def test_scf_failure_climbs_the_ladder_to_the_same_energy(tmp_path: Path, cp2k_b
     """MAX_SCF 2 cannot converge; rung 1 (restart, damped mixing, MAX_SCF >= 200) does, to
     the energy of a run converged at once (same physics: mixing only changes the path)."""
     reference = steps_calculations.run_calculation(
-        _config(), _prepare(tmp_path / "ref", _config()), 1
+        _prepare(tmp_path / "ref", _config()), **_run(_config())
     )
     study = tmp_path / "results" / "s"
     calc = _prepare(study / "phases" / "X", _config(max_scf=2))
-    record = steps_calculations.run_calculation(_config(max_scf=2), calc, 1)
+    record = steps_calculations.run_calculation(calc, **_run(_config(max_scf=2)))
     assert record.converged
     assert record.extra["recovery"]["rung"] == 1
     assert record.extra["recovery"]["resumed_from"] == ["wavefunction"]
@@ -132,14 +138,14 @@ def test_scf_failure_for_good_is_recorded(tmp_path: Path, cp2k_binary) -> None:
     with pytest.raises(
         recovery.PermanentFailureError, match="SCF not converged on ladder rungs 0-0"
     ):
-        steps_calculations.run_calculation(config, host, 1)
+        steps_calculations.run_calculation(host, **_run(config))
     assert not (host / "record.json").exists()
     assert "SCF not converged" in recovery.read_failures(study)["CsPbI3/unitcell"]
     # A defect that fails for good gets a failure record, so the study goes on and its
     # table row says why; nothing downstream can use it as a number.
     defect = _prepare(study / "CsPbI3" / "defects" / "V_I_q0", config)
     (defect / "defect.json").write_text("{}")  # marks the folder as a defect calculation
-    failed = steps_calculations.run_calculation(config, defect, 1)
+    failed = steps_calculations.run_calculation(defect, **_run(config))
     on_disk = CalcRecord.from_json(defect / "record.json")
     assert on_disk.extra["failure"].startswith("SCF not converged") and failed.extra["failure"]
     with pytest.raises(Exception, match="SCF did not converge"):
@@ -151,9 +157,9 @@ _RUN_SCRIPT = """
 import sys
 from perovskite_defects import config as cfg
 from perovskite_defects.steps import calculations as steps_calculations
-from perovskite_defects.steps import common as steps_common
+from perovskite_defects.steps.params import run_params
 config = cfg.validate({"cp2k": {"settings": %r}})
-steps_calculations.run_calculation(config, sys.argv[1], 1)
+steps_calculations.run_calculation(sys.argv[1], **run_params(config, None, 1, 1))
 """
 
 
@@ -163,7 +169,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     starts from the saved geometry and ends where an uninterrupted run ends."""
     config = _config()
     uninterrupted = steps_calculations.run_calculation(
-        config, _prepare(tmp_path / "full", config, "relax_cell", a=6.6), 1
+        _prepare(tmp_path / "full", config, "relax_cell", a=6.6), **_run(config)
     )
     calc = _prepare(tmp_path / "killed", config, "relax_cell", a=6.6)
     proc = subprocess.Popen(
@@ -184,7 +190,7 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     killed_at = cp2k_output._final_structure(calc, "").lattice.a
     assert killed_at < 6.6 - 1e-3  # the first step moved the cell
 
-    resumed = steps_calculations.run_calculation(config, calc, 1)
+    resumed = steps_calculations.run_calculation(calc, **_run(config))
     inp = (calc / "cp2k.inp").read_text()
     assert "RESTART_FILE_NAME restart/cp2k-1.restart" in inp
     assert resumed.extra["recovery"]["resumed_from"] == ["geometry", "wavefunction"]

@@ -30,6 +30,7 @@ from perovskite_defects.engines.gpaw import (
     gpaw_settings,
     kpoint_mesh,
 )
+from perovskite_defects.steps.params import spin_orbit_shifts_params
 from perovskite_defects.steps.spin_orbit import compute_shifts
 from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.spin_orbit_edges import (
@@ -250,7 +251,8 @@ def test_cspbi3_spin_orbit_shifts_with_real_gpaw(tmp_path: Path) -> None:
         unitcell / "record.json"
     )
     config = {"gpaw": {"settings": {"cutoff": 300.0, "kpoint_density": 12.0, "empty_bands": 16}}}
-    shifts = compute_shifts(config, unitcell / "record.json", tmp_path / "spin_orbit")
+    params = spin_orbit_shifts_params(config)
+    shifts = compute_shifts(unitcell / "record.json", tmp_path / "spin_orbit", **params)
     record = CalcRecord.from_json(tmp_path / "spin_orbit" / "record.json")
     assert Structure.from_dict(record.structure).lattice.a == pytest.approx(6.40)
     assert shifts.kpoint_mesh == [2, 2, 2]

@@ -181,6 +181,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     if command in (None, "check-stability"):
         # imported here: its defaults load phonopy and pymatgen, which `correct` never needs
+        # why: stability_run loads phonopy and pymatgen: not for the other commands
         from perovskite_defects.hosts.stability_run import add_arguments
 
         add_arguments(stab)
@@ -205,6 +206,7 @@ def fetch_phases_command(config_path: Path, formulas: list[str] | None) -> int:
     # imported here: only fetch-phases needs YAML and the Materials Project client
     import yaml
 
+    # why: materials_project loads pymatgen: only for fetch-phases
     from perovskite_defects.hosts.materials_project import MaterialsProjectError, fetch_for_config
 
     try:
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser(words[0] if words else None).parse_args(words)
     if args.command == "check-stability":
+        # why: stability_run loads phonopy and pymatgen: only for check-stability
         from perovskite_defects.hosts.stability_run import main_check_stability
 
         return main_check_stability(args)

@@ -15,6 +15,21 @@ from typing import Any
 
 import yaml
 
+from perovskite_defects.corrections.dielectric import DielectricError, is_computed, total_tensor
+from perovskite_defects.defects.names import (
+    OXIDATION,
+    ROLES,
+    concrete_names,
+    default_charges,
+    parse_name,
+)
+from perovskite_defects.engines.cp2k import Cp2kSettings
+from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
+from perovskite_defects.hosts.composition import CompositionError, parse_composition
+from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure
+from perovskite_defects.thermodynamics.given_limits import ChemicalPotentialError, check_config
+from perovskite_defects.thermodynamics.spin_orbit_edges import check_config as check_soc
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parents[1]
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -123,7 +138,6 @@ def parse_defect(entry: Mapping[str, Any], host: Collection[str] = ()) -> Defect
     match = _NAME.match(entry["name"])
     if not match:
         raise ConfigError(f"config key 'defects': {entry['name']!r} is not a defect name")
-    from perovskite_defects.defects.names import default_charges
 
     charges = tuple(int(q) for q in (entry.get("charges") or default_charges(entry["name"], host)))
     index = int(entry.get("site_index", 0))
@@ -137,10 +151,9 @@ def parse_defect(entry: Mapping[str, Any], host: Collection[str] = ()) -> Defect
 
 def host_name(config: Mapping[str, Any]) -> str:
     """Name of the ``host`` composition (CsPbI3, CsSn0.5Pb0.5I3, ...)."""
-    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
-    from perovskite_defects.hosts.composition import parse_composition
 
     if framework(config) != PEROVSKITE:  # framework any: host.name or the file's formula
+        # why: study loads pymatgen.core (defect manifests); every job imports config
         from perovskite_defects.study import plan_hosts
 
         return str(plan_hosts(config, PROJECT_ROOT)[0].name)
@@ -180,7 +193,6 @@ def unlisted_phases(elements: set[str], phases: list[str]) -> list[str]:
 def _check_computed_dielectric(config: dict[str, Any]) -> None:
     """``dielectric.source: computed``: no cited numbers beside it, and the CP2K engine."""
     # imported here: importing the config module needs no numpy (corrections/)
-    from perovskite_defects.corrections.dielectric import is_computed
 
     dielectric = config["dielectric"]
     if not is_computed(dielectric):
@@ -200,8 +212,7 @@ def _check_computed_dielectric(config: dict[str, Any]) -> None:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     """Compositions, supercells, structure files, defects and phases of every host."""
-    from perovskite_defects.corrections.dielectric import DielectricError, total_tensor
-    from perovskite_defects.hosts.composition import CompositionError
+    # why: study loads pymatgen.core (defect manifests); every job imports config
     from perovskite_defects.study import check_defects, plan_hosts
 
     try:
@@ -221,8 +232,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(str(err)) from err
     from pymatgen.core.periodic_table import Element
 
-    from perovskite_defects.defects.names import ROLES
-
     for i, entry in enumerate(config["defects"]):
         for part in entry["name"].split("+"):
             head = part.split("_")[0]
@@ -237,7 +246,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
     _check_charges(config, hosts)
     _check_engine_settings(config)
     _check_stability(config)
-    from perovskite_defects.thermodynamics.spin_orbit_edges import check_config as check_soc
 
     try:
         check_soc(config)
@@ -245,10 +253,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(str(err)) from None
     if config.get("chemical_potentials"):
         # Given limits replace the competing phases (none is computed): see user_chempots.py.
-        from perovskite_defects.thermodynamics.given_limits import (
-            ChemicalPotentialError,
-            check_config,
-        )
 
         try:
             check_config(
@@ -301,8 +305,6 @@ def nominal_charges(name: str) -> set[int]:
     """
     from pymatgen.core.periodic_table import Element
 
-    from perovskite_defects.defects.names import OXIDATION, parse_name
-
     def states(el: str | None) -> set[int]:
         if el is None:
             return {0}
@@ -326,7 +328,6 @@ def _check_charges(config: Mapping[str, Any], hosts: list[Any]) -> None:
     charges of the documented rule (defects/names.py) are always accepted: writing the
     default out must not turn it into an error (V_Pb +1, Pb_I -1 lie 3-4 from q0).
     """
-    from perovskite_defects.defects.names import concrete_names, default_charges
 
     for i, entry in enumerate(config["defects"]):
         for host in hosts:
@@ -354,7 +355,6 @@ _SETTING_STRING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def _check_stability(config: Mapping[str, Any]) -> None:
     """host.stability with check true: CP2K (its forces are parsed) and a perovskite."""
-    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
 
     block = config["host"].get("stability") or {}
     if not block.get("check"):
@@ -371,8 +371,6 @@ def _check_stability(config: Mapping[str, Any]) -> None:
 def _check_engine_settings(config: Mapping[str, Any]) -> None:
     """Types and ranges of cp2k.settings (they reach the engine's input file verbatim)."""
     import dataclasses
-
-    from perovskite_defects.engines.cp2k import Cp2kSettings
 
     overrides = config["cp2k"].get("settings") or {}
     if not isinstance(overrides, dict):
@@ -409,7 +407,6 @@ def _check_engine_settings(config: Mapping[str, Any]) -> None:
 
 def _check_phase_file(phase: str, index: int) -> None:
     """The structure file of a competing phase parses and is physically sane."""
-    from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure
 
     try:
         check_phase_structure(PHASES_DIR / f"{phase}.cif", phase)

@@ -1,4 +1,4 @@
-"""Glue for the thin Snakemake scripts: validated config and logging to the rule's log file."""
+"""Glue for the thin Snakemake scripts: the job's params and logging to its log file."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from perovskite_defects import config as cfg
-
 
 @contextlib.contextmanager
 def rule_context(smk: Any) -> Iterator[dict[str, Any]]:
-    """Log to the rule's log file and yield the validated config.
+    """Log to the rule's log file and yield the job's params as a dict.
+
+    The params are the step's keyword arguments (perovskite_defects/steps/params.py). The
+    config is not validated again here: the Snakefile validated it in the process that
+    built the job (common.smk), and the job reads only its params.
 
     An exception is logged as one line naming what went wrong (the full traceback goes to
     the log too) and re-raised, so the job fails and Snakemake removes its outputs.
@@ -29,7 +31,7 @@ def rule_context(smk: Any) -> Iterator[dict[str, Any]]:
     )
     logger = logging.getLogger("perovskite_defects")
     try:
-        yield cfg.validate(smk.config)
+        yield dict(smk.params.items())
     except Exception as err:
         logger.error("%s: %s", type(err).__name__, err)
         logger.debug("traceback", exc_info=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from perovskite_defects.defects.manifest import DefectRequest
 from perovskite_defects.defects.names import (
@@ -14,6 +14,12 @@ from perovskite_defects.defects.names import (
     concrete_names,
     own_site,
     site_species_missing,
+)
+from perovskite_defects.hosts.any_structure import (
+    PEROVSKITE,
+    check_structure_defects,
+    framework,
+    plan_structure_host,
 )
 from perovskite_defects.hosts.composition import (
     Composition,
@@ -25,6 +31,10 @@ from perovskite_defects.hosts.composition import (
     expand_sweep,
     parse_composition,
 )
+from perovskite_defects.hosts.perovskite import load_user_structure
+
+if TYPE_CHECKING:  # any_structure imports this module's names lazily
+    from perovskite_defects.hosts.any_structure import StructureHostPlan
 
 
 @runtime_checkable
@@ -75,6 +85,8 @@ class HostPlan:
         user_structure: path of the user's parent structure, or None (cubic prototype).
         lattice_mode: "vegard" (end-member unit cells) or "relax" (the supercell itself
             is relaxed, cell and positions, and is the bulk).
+        role: "host" (a composition of the study) or "end_member" (only planned for an
+            alloy's Vegard lattice: its start lattice is the literature value).
     """
 
     name: str
@@ -89,6 +101,7 @@ class HostPlan:
     end_member_keys: tuple[tuple[str, str, str], ...] = field(default=())
     lattice_mode: str = "vegard"
     framework: str = "perovskite"
+    role: str = "host"
 
     @property
     def is_end_member(self) -> bool:
@@ -144,8 +157,6 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
     that cannot hold it, or a structure file without the expected sublattices. A
     ``framework: any`` host gives one generic_hosts.StructureHostPlan.
     """
-    from perovskite_defects.hosts.any_structure import PEROVSKITE, framework, plan_structure_host
-    from perovskite_defects.hosts.perovskite import load_user_structure
 
     if framework(config) != PEROVSKITE:
         return [plan_structure_host(config["host"], config.get("sweep"), project_root)]
@@ -153,53 +164,60 @@ def plan_hosts(config: Mapping[str, Any], project_root: Path | None = None) -> l
     plans: dict[str, HostPlan] = {}
     for entry in expand_sweep(config["host"], config.get("sweep")):
         key = entry.pop("_key")
-        comp = parse_composition(entry, key)
-        start, source = _start_lattice(comp, entry)
-        user = entry.get("structure") or None
-        n_fu_cell = 1
-        lattice = [start] * 3
-        if user:
-            path = Path(user)
-            if not path.is_absolute() and project_root is not None:
-                path = project_root / path
-            try:
-                structure = load_user_structure(path, f"{key}.structure")
-            except ValueError as err:
-                raise CompositionError(str(err)) from err
-            n_fu_cell = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
-            scale = (n_fu_cell * start**3 / structure.volume) ** (1 / 3)
-            lattice = [length * scale for length in structure.lattice.abc]
-            user = str(path)
-        choice = choose_supercell(
-            comp,
-            lattice,
-            entry.get("supercell", "auto"),
-            float(entry.get("min_image_distance", 12.0)),
-            int(entry.get("max_atoms", 400)),
-            float(entry.get("composition_tolerance", 0.02)),
-            key,
-            formula_units_per_cell=n_fu_cell,
-        )
-        mode = _lattice_mode(entry, key)
-        # relax: the supercell's own relaxation gives its lattice, no end member needed
-        ems = comp.end_members() if mode == "vegard" else []
-        plan = HostPlan(
-            name=comp.name,
-            composition=comp,
-            settings=entry,
-            start_lattice=start,
-            lattice_source=source,
-            supercell=choice,
-            end_members=tuple(end_member_name(*em) for em in ems),
-            user_structure=user,
-            formula_units_per_cell=n_fu_cell,
-            end_member_keys=tuple(ems),
-            lattice_mode=mode,
-        )
-        if comp.name in plans:
-            raise CompositionError(f"config key '{key}': composition {comp.name} is listed twice")
-        plans[comp.name] = plan
+        plan = _plan_entry(entry, key, project_root)
+        if plan.name in plans:
+            raise CompositionError(f"config key '{key}': composition {plan.name} is listed twice")
+        plans[plan.name] = plan
     return list(plans.values())
+
+
+def _plan_entry(entry: dict[str, Any], key: str, project_root: Path | None) -> HostPlan:
+    """The plan of one composition: ``entry`` is its host settings (sweep entry merged
+    with the host keys), ``key`` the config key its errors name."""
+
+    comp = parse_composition(entry, key)
+    start, source = _start_lattice(comp, entry)
+    user = entry.get("structure") or None
+    n_fu_cell = 1
+    lattice = [start] * 3
+    if user:
+        path = Path(user)
+        if not path.is_absolute() and project_root is not None:
+            path = project_root / path
+        try:
+            structure = load_user_structure(path, f"{key}.structure")
+        except ValueError as err:
+            raise CompositionError(str(err)) from err
+        n_fu_cell = sum(s.specie.symbol in ("Pb", "Sn") for s in structure)
+        scale = (n_fu_cell * start**3 / structure.volume) ** (1 / 3)
+        lattice = [length * scale for length in structure.lattice.abc]
+        user = str(path)
+    choice = choose_supercell(
+        comp,
+        lattice,
+        entry.get("supercell", "auto"),
+        float(entry.get("min_image_distance", 12.0)),
+        int(entry.get("max_atoms", 400)),
+        float(entry.get("composition_tolerance", 0.02)),
+        key,
+        formula_units_per_cell=n_fu_cell,
+    )
+    mode = _lattice_mode(entry, key)
+    # relax: the supercell's own relaxation gives its lattice, no end member needed
+    ems = comp.end_members() if mode == "vegard" else []
+    return HostPlan(
+        name=comp.name,
+        composition=comp,
+        settings=entry,
+        start_lattice=start,
+        lattice_source=source,
+        supercell=choice,
+        end_members=tuple(end_member_name(*em) for em in ems),
+        user_structure=user,
+        formula_units_per_cell=n_fu_cell,
+        end_member_keys=tuple(ems),
+        lattice_mode=mode,
+    )
 
 
 def end_member_plans(
@@ -222,16 +240,53 @@ def end_member_plans(
             entry = {k: v for k, v in host.settings.items() if k not in ("x", "X", "B", "A")}
             entry.update({"A": a, "x": 1.0 if b == "Sn" else 0.0, "X": x})
             entry["supercell"] = [1, 1, 1]  # end members only give a lattice constant
-            comp = parse_composition(entry, "end member")
-            start, source = end_member_lattice(a, b, x)
-            choice = choose_supercell(comp, [start] * 3, [1, 1, 1], 0.0, 10**6, 1.0, name)
-            out[name] = HostPlan(
-                name, comp, entry, start, source, choice, (name,), end_member_keys=((a, b, x),)
-            )
+            out[name] = _end_member_plan(entry)
     return out
 
 
-def defect_requests(config: Mapping[str, Any]) -> list[DefectRequest]:
+def _end_member_plan(entry: dict[str, Any]) -> HostPlan:
+    """An end member planned for an alloy's Vegard lattice: its unit cell at the
+    literature lattice constant (``entry``: the alloy's settings with A, x, X of the end
+    member and supercell [1, 1, 1])."""
+    comp = parse_composition(entry, "end member")
+    a, b, x = comp.a, comp.b_species[0], comp.x_species[0]
+    start, source = end_member_lattice(a, b, x)
+    choice = choose_supercell(comp, [start] * 3, [1, 1, 1], 0.0, 10**6, 1.0, comp.name)
+    return HostPlan(
+        comp.name,
+        comp,
+        entry,
+        start,
+        source,
+        choice,
+        (comp.name,),
+        end_member_keys=((a, b, x),),
+        role="end_member",
+    )
+
+
+def plan_params(plan: AnyHostPlan) -> dict[str, Any]:
+    """What a job needs to plan one host again: its settings and its role (plain data,
+    see steps/params.py). :func:`plan_from_params` gives back an equal plan."""
+    return {"settings": plan.settings, "role": getattr(plan, "role", "host")}
+
+
+def plan_from_params(
+    params: Mapping[str, Any], project_root: Path | None
+) -> HostPlan | StructureHostPlan:
+    """The plan of one host from :func:`plan_params` (the host's settings were validated
+    with the whole config by the Snakefile; key names in errors are generic here)."""
+
+    settings = dict(params["settings"])
+    if settings.get("framework", PEROVSKITE) != PEROVSKITE:
+        return plan_structure_host(settings, None, project_root)
+    if params["role"] == "end_member":
+        return _end_member_plan(settings)
+    return _plan_entry(settings, "host", project_root)
+
+
+def defect_requests(defects: Sequence[Mapping[str, Any]]) -> list[DefectRequest]:
+    """The requests of config key ``defects`` (a list of entries)."""
     return [
         DefectRequest(
             name=d["name"],
@@ -241,7 +296,7 @@ def defect_requests(config: Mapping[str, Any]) -> list[DefectRequest]:
             all_sites=bool(d.get("all_sites", False)),
             atom_index=d.get("atom_index"),
         )
-        for d in config["defects"]
+        for d in defects
     ]
 
 
@@ -250,11 +305,9 @@ def check_defects(config: Mapping[str, Any], hosts: list[Any]) -> set[str]:
     dopants: set[str] = set()
     for host in hosts:
         if host.framework != "perovskite":
-            from perovskite_defects.hosts.any_structure import check_structure_defects
-
             dopants |= check_structure_defects(config["defects"], host)
     hosts = [h for h in hosts if h.framework == "perovskite"]
-    for i, req in enumerate(defect_requests(config)):
+    for i, req in enumerate(defect_requests(config["defects"])):
         if not hosts:
             break
         if req.atom_index is not None:

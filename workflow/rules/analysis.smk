@@ -19,10 +19,7 @@ rule defect_analysis:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        scheme=CONFIG["correction"],
-        site_radius=CONFIG["site_radius"],
-        dielectric=CONFIG["dielectric"],
-        trap_levels=CONFIG["trap_levels"],
+        **pd_params.defect_analysis_params(CONFIG),
     script:
         "../scripts/defect_analysis.py"
 
@@ -57,11 +54,7 @@ rule tables:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        defect_dirs=defect_dirs,
-        band_edges=CONFIG["band_edges"],
-        trap_levels=CONFIG["trap_levels"],
-        concentrations=CONFIG["concentrations"],
-        dielectric=CONFIG["dielectric"],
+        **pd_params.tables_params(CONFIG),
     script:
         "../scripts/tables.py"
 
@@ -120,7 +113,6 @@ rule aggregate_tables:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        hosts=HOSTS,
-        temperature=CONFIG["aggregate"]["temperature"],
+        **pd_params.aggregate_tables_params(CONFIG, HOSTS),
     script:
         "../scripts/aggregate_tables.py"

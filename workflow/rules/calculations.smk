@@ -25,5 +25,7 @@ rule run_calculation:
         tasks=dft_threads(),
         cpus_per_task=1,
         mpi=dft_mpi_launcher,
+    params:
+        **dft_run_params(),
     script:
         "../scripts/run_calculation.py"

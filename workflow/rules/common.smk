@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from perovskite_defects import config as pd_config
-from perovskite_defects.steps import common as pd_steps_common
+from perovskite_defects.steps import params as pd_params
 from perovskite_defects.steps import phases as pd_steps_phases
 from perovskite_defects import study as pd_study
 from perovskite_defects.defects.manifest import manifest_jobs
@@ -18,9 +18,12 @@ from perovskite_defects.corrections.dielectric import (
 )
 from perovskite_defects.thermodynamics.given_limits import limit_names as pd_limit_names
 
+# Validated once, here, in every process that parses the Snakefile; the jobs read only
+# their params (perovskite_defects/steps/params.py), never the config itself.
 try:
     CONFIG = pd_config.validate(config)
-    ENGINE_SETTINGS = pd_steps_common.engine_settings(CONFIG).__dict__
+    # resolving the engine's settings (the input rules' params) refuses a bad one here
+    pd_params.engine_inputs(CONFIG)
 except (pd_config.ConfigError, ValueError) as err:
     raise WorkflowError(f"invalid configuration: {err}")
 
@@ -44,6 +47,36 @@ STABLE_HOSTS = [
     for h, p in HOST_PLANS.items()
     if p.framework == "perovskite" and (p.settings.get("stability") or {}).get("check")
 ]
+
+
+def host_params(params_function, plans=HOST_PLANS):
+    """Named rule params of a per-host step: one per key of ``params_function(CONFIG,
+    plan)`` (steps/params.py), computed once per host."""
+    per_host = functools.lru_cache(maxsize=None)(
+        lambda host: params_function(CONFIG, plans[host])
+    )
+    return {
+        key: (lambda wildcards, key=key: per_host(wildcards.host)[key])
+        for key in pd_params.param_names(params_function)
+    }
+
+
+def dft_run_params():
+    """Params ``run`` and ``nprocs`` of a DFT rule (engine executable and launcher,
+    scf_retries, MPI ranks): functions of the job's resources, so Snakemake counts them
+    as derived params (rules.py, _is_deriving_function) and does not redo finished
+    calculations when only how they are started changes."""
+
+    def job(resources, threads):
+        mpi = resources.get("mpi", None)
+        return pd_params.run_params(CONFIG, mpi, resources.get("tasks", 1), threads)
+
+    return {
+        key: (
+            lambda wildcards, resources, threads, key=key: job(resources, threads)[key]
+        )
+        for key in pd_params.param_names(pd_params.run_params)
+    }
 
 
 def one_of(names):

@@ -15,8 +15,7 @@ checkpoint defect_manifest:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        defects=CONFIG["defects"],
-        site_classes=CONFIG["site_classes"],
+        **pd_params.defect_manifest_params(CONFIG),
     script:
         "../scripts/defect_manifest.py"
 
@@ -34,6 +33,6 @@ rule defect_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        settings=ENGINE_SETTINGS,
+        **pd_params.defect_inputs_params(CONFIG),
     script:
         "../scripts/defect_inputs.py"

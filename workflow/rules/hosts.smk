@@ -15,7 +15,7 @@ rule host_structure:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        host=lambda wildcards: HOST_PLANS[wildcards.host].settings,
+        **host_params(pd_params.host_structure_params),
     script:
         "../scripts/host_structure.py"
 
@@ -30,8 +30,7 @@ rule host_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        host=lambda wildcards: END_MEMBERS[wildcards.host].settings,
-        settings=ENGINE_SETTINGS,
+        **host_params(pd_params.host_inputs_params, END_MEMBERS),
     script:
         "../scripts/host_inputs.py"
 
@@ -50,7 +49,7 @@ rule supercell_relax_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        settings=ENGINE_SETTINGS,
+        **pd_params.supercell_relax_inputs_params(CONFIG),
     script:
         "../scripts/supercell_relax_inputs.py"
 
@@ -77,6 +76,9 @@ rule host_stability:
         tasks=dft_threads(),
         cpus_per_task=1,
         mpi=dft_mpi_launcher,
+    params:
+        **host_params(pd_params.host_stability_params),
+        **dft_run_params(),
     script:
         "../scripts/host_stability.py"
 
@@ -93,7 +95,7 @@ rule bulk_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        settings=ENGINE_SETTINGS,
+        **host_params(pd_params.bulk_inputs_params),
     script:
         "../scripts/bulk_inputs.py"
 
@@ -118,5 +120,8 @@ rule host_dielectric:
         tasks=dft_threads(),
         cpus_per_task=1,
         mpi=dft_mpi_launcher,
+    params:
+        **pd_params.host_dielectric_params(CONFIG),
+        **dft_run_params(),
     script:
         "../scripts/host_dielectric.py"

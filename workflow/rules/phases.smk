@@ -11,7 +11,7 @@ rule phase_inputs:
     conda:
         "../../envs/perovskite-defects.yaml"
     params:
-        settings=ENGINE_SETTINGS,
+        **pd_params.phase_inputs_params(CONFIG),
     script:
         "../scripts/phase_inputs.py"
 
@@ -34,5 +34,7 @@ rule chemical_potentials:
         host=HOST_RE,
     conda:
         "../../envs/perovskite-defects.yaml"
+    params:
+        **host_params(pd_params.chemical_potentials_params),
     script:
         "../scripts/chemical_potentials.py"

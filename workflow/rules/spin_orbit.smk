@@ -17,7 +17,6 @@ rule spin_orbit_shifts:
         "../../envs/perovskite-defects.yaml"
     threads: 1
     params:
-        band_edges=CONFIG["band_edges"],
-        gpaw=CONFIG["gpaw"],
+        **pd_params.spin_orbit_shifts_params(CONFIG),
     script:
         "../scripts/spin_orbit_shifts.py"

@@ -3,12 +3,12 @@ from pathlib import Path
 from perovskite_defects.scripting import rule_context
 from perovskite_defects.steps.defects import prepare_defect
 
-with rule_context(snakemake) as config:  # noqa: F821 (snakemake is injected)
+with rule_context(snakemake) as params:  # noqa: F821 (snakemake is injected)
     prepare_defect(
-        config,
         Path(snakemake.input.manifest).parent,  # noqa: F821
         Path(snakemake.input.bulk).parent,  # noqa: F821
         snakemake.wildcards.defect,  # noqa: F821
         int(snakemake.wildcards.charge),  # noqa: F821
         snakemake.output[0].rsplit("/", 1)[0],  # noqa: F821
+        **params,
     )

@@ -14,7 +14,9 @@ Only one of the two parts without ``value`` cannot make a total and is an error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,39 @@ def is_computed(dielectric: Mapping[str, Any]) -> bool:
     validation ask it, and that module loads phonopy and scipy (~1 s) for the calculation.
     """
     return str(dielectric.get("source", "")).strip().lower() == COMPUTED
+
+
+class ComputedDielectricError(ValueError):
+    """The computed dielectric tensor is missing or unusable; the message says why."""
+
+
+def effective_dielectric(
+    dielectric: Mapping[str, Any], computed_json: str | Path | None, host: str = ""
+) -> dict[str, Any]:
+    """Config ``dielectric`` with the computed tensors filled in (unchanged if cited).
+
+    Raises :class:`ComputedDielectricError` (one line) when the source is ``computed`` but
+    the file is missing or its ionic part was refused.
+    """
+    if not is_computed(dielectric):
+        return dict(dielectric)
+    where = f"host {host}: " if host else ""
+    if computed_json is None or not Path(computed_json).is_file():
+        raise ComputedDielectricError(
+            f"{where}config key 'dielectric.source' is 'computed' but {computed_json} is missing"
+        )
+    data = json.loads(Path(computed_json).read_text())
+    if data.get("ionic") is None:
+        raise ComputedDielectricError(
+            f"{where}{computed_json}: no ionic part ({data.get('ionic_refused')}); give "
+            "'dielectric.value' (cited) for this host instead"
+        )
+    return {
+        "value": None,
+        "electronic": data["electronic"],
+        "ionic": data["ionic"],
+        "source": f"computed ({computed_json})",
+    }
 
 
 class DielectricError(ValueError):

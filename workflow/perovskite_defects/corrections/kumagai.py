@@ -57,6 +57,7 @@ from perovskite_defects.corrections.sampling import (
     inscribed_sphere_radius as inscribed_sphere_radius,  # re-exported (trap_classes)
 )
 from perovskite_defects.corrections.sites import _default_tol, assign_sites, locate_defect
+from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -269,7 +270,6 @@ def efnv_from_vasp_dirs(
     ``charge`` must agree with the defect run's NELECT when its OUTCAR gives it.
     """
     # imported here: the correction itself needs no engine module
-    from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
 
     bulk = parse_vasp_dir(bulk_dir).require_converged()
     defect = parse_vasp_dir(defect_dir).require_converged()

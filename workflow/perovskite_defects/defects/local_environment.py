@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from perovskite_defects.corrections.sites import matched_sites
+from perovskite_defects.defects.carrier_localisation import carrier_localisation
+from perovskite_defects.defects.local_geometry import local_geometry
 from perovskite_defects.engines.atomic_populations import (
     HIRSHFELD,
     MULLIKEN,
@@ -26,6 +29,7 @@ from perovskite_defects.engines.atomic_populations import (
     record_populations,
 )
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.reporting.tables import write_csv, write_markdown
 
 log = logging.getLogger("perovskite_defects")
 
@@ -69,9 +73,6 @@ def analyse(
 ) -> dict[str, Any]:
     """Geometry and localisation of one defect cell as a JSON-ready dict (Å, e, Bohr
     magnetons). ``interstitial_site``: the generator's ideal site (fractional)."""
-    from perovskite_defects.corrections.sites import matched_sites
-    from perovskite_defects.defects.carrier_localisation import carrier_localisation
-    from perovskite_defects.defects.local_geometry import local_geometry
 
     bulk_s, defect_s = bulk.pmg_structure(), defect.pmg_structure()
     ideal = None if interstitial_site is None else np.asarray(interstitial_site, dtype=float)
@@ -228,7 +229,6 @@ def _key_distance(geometry: dict[str, Any]) -> dict[str, Any]:
 
 def write_table(defect_dirs: Sequence[str | Path], out_dir: str | Path) -> None:
     """tables/local_environment.csv and .md of one host."""
-    from perovskite_defects.reporting.tables import write_csv, write_markdown
 
     rows = local_environment_rows(defect_dirs)
     out_dir = Path(out_dir)

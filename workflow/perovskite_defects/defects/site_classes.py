@@ -39,6 +39,7 @@ from perovskite_defects.defects.names import (
     default_charges,
     parse_name,
 )
+from perovskite_defects.hosts.perovskite import cubic_prototype
 
 # --------------------------------------------------------------------------- site classes
 
@@ -315,7 +316,6 @@ def parent_cell_of(host) -> Structure:
     Host files written before the parent cell was recorded fall back to the cubic
     prototype, which is what they were built from unless a user structure was given.
     """
-    from perovskite_defects.hosts.perovskite import cubic_prototype
 
     stored = host.metadata.get("parent_cell")
     if stored is not None:

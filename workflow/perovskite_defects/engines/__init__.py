@@ -50,6 +50,7 @@ def engine_for_run(config: Mapping[str, Any]) -> Engine:
     engine = get_engine(config["engine"])
     plan = os.environ.get(REPLAY_ENV)
     if plan:
+        # why: the test-only replay engine stays out of production runs
         from perovskite_defects.engines.replay_recorded import ReplayRecordedEngine
 
         return ReplayRecordedEngine(engine, plan)

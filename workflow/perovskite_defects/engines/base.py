@@ -193,10 +193,17 @@ class Engine(abc.ABC):
     # True when recovery.py can resume this engine's runs and climb the SCF ladder (it
     # edits the engine's input files); other engines run once per attempt.
     resumable: bool = False
+    # The dataclass :meth:`settings` returns: the workflow passes its fields to the jobs
+    # as plain data (rule params) and :meth:`settings_from` makes it again.
+    settings_type: type = object
 
     @abc.abstractmethod
     def settings(self, config: Mapping[str, Any]) -> Any:
         """Numerical settings from the validated study config (raises ValueError if bad)."""
+
+    def settings_from(self, values: Mapping[str, Any]) -> Any:
+        """The settings object of :meth:`settings` from its fields (``dataclasses.asdict``)."""
+        return self.settings_type(**values)
 
     @abc.abstractmethod
     def write_input(self, structure: Any, spec: CalcSpec, settings: Any, run_dir: Path) -> Path:

@@ -530,6 +530,7 @@ class Cp2kEngine(Engine):
     """
 
     name = "cp2k"
+    settings_type = Cp2kSettings
     resumable = True
 
     def settings(self, config: Mapping[str, Any]) -> Cp2kSettings:

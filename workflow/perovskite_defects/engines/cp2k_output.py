@@ -14,6 +14,7 @@ from typing import Any
 
 from perovskite_defects.engines.atomic_populations import cp2k_record_populations
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,6 @@ def _band_edges(text: str) -> tuple[float | None, float | None]:
     None when nothing was printed, or when CP2K printed only some of its k-points (the
     first k-point group's): band edges from that subset would be silently wrong.
     """
-    from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 
     try:
         eigenvalues = parse_cp2k_eigenvalues(text)

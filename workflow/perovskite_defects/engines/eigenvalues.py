@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from perovskite_defects.engines.base import EngineError
+from perovskite_defects.engines.folders import detect_engine
+from perovskite_defects.engines.vasp import _first_existing
+from perovskite_defects.engines.vasprun import read_vasprun
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +76,7 @@ _KPOINT = re.compile(
 
 def read_cp2k_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues of the final SCF of a CP2K run (needs ``&PRINT &MO`` output, as ours have)."""
+    # why: cp2k imports this module (through cp2k_output): a cycle
     from perovskite_defects.engines.cp2k import OUTPUT_NAME
 
     path = Path(run_dir) / OUTPUT_NAME
@@ -144,8 +148,6 @@ def parse_cp2k_eigenvalues(text: str, path: str = "cp2k.out") -> Eigenvalues:
 
 def read_vasp_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues from vasprun.xml(.gz), through the streaming reader."""
-    from perovskite_defects.engines.vasp import _first_existing
-    from perovskite_defects.engines.vasprun import read_vasprun
 
     folder = Path(run_dir)
     path = _first_existing(folder, ("vasprun.xml", "vasprun.xml.gz"))
@@ -172,7 +174,6 @@ def read_vasp_eigenvalues(run_dir: str | Path) -> Eigenvalues:
 
 def read_eigenvalues(run_dir: str | Path) -> Eigenvalues:
     """Eigenvalues of a CP2K or VASP run folder (engine detected from its files)."""
-    from perovskite_defects.engines.folders import detect_engine
 
     folder = Path(run_dir)
     if detect_engine(folder) == "vasp":

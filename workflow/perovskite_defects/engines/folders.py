@@ -17,7 +17,7 @@ def detect_engine(folder: Path) -> str:
         raise EngineError(f"{folder}: not a folder")
     if any((folder / name).is_file() for name in ("vasprun.xml", "vasprun.xml.gz")):
         return "vasp"
-    from perovskite_defects.engines import cp2k  # here: a VASP folder never loads CP2K's module
+    from perovskite_defects.engines import cp2k  # why: a VASP folder never loads CP2K's module
 
     if (folder / cp2k.OUTPUT_NAME).is_file():
         return "cp2k"
@@ -31,10 +31,10 @@ def parse_folder(folder: Path) -> CalcRecord:
     """The engine-neutral record of a finished run folder (CP2K or VASP)."""
     engine = detect_engine(folder)
     if engine == "vasp":
-        from perovskite_defects.engines.vasp import parse_vasp_dir  # here: one engine per folder
+        from perovskite_defects.engines.vasp import parse_vasp_dir  # why: one engine per folder
 
         return parse_vasp_dir(folder)
-    from perovskite_defects.engines import cp2k  # here: only the engine of the folder is loaded
+    from perovskite_defects.engines import cp2k  # why: only the engine of the folder is loaded
 
     return cp2k.parse(folder)
 

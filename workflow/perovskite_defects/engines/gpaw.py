@@ -229,6 +229,7 @@ class GpawEngine(Engine):
     the record's vbm/cbm, with SOC in ``extra['soc']``)."""
 
     name = "gpaw"
+    settings_type = GpawSettings
 
     def settings(self, config: Mapping[str, Any]) -> GpawSettings:
         return gpaw_settings(config)

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from perovskite_defects.engines import REPLAY_ENV
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, Engine, EngineError
 
 NAME = "replay-recorded-test-only"
@@ -74,8 +75,6 @@ class ReplayRecordedEngine(Engine):
     name = NAME
 
     def __init__(self, inner: Engine, plan_path: str | Path) -> None:
-        from perovskite_defects.engines import REPLAY_ENV
-
         if not os.environ.get(REPLAY_ENV):
             raise EngineError(
                 f"the {NAME} engine is for tests only and needs the environment variable "

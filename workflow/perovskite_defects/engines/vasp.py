@@ -427,6 +427,7 @@ class VaspEngine(Engine):
     """VASP behind the common :class:`Engine` interface."""
 
     name = "vasp"
+    settings_type = VaspSettings
 
     def settings(self, config: Mapping[str, Any]) -> VaspSettings:
         return VaspSettings.from_config(config.get("vasp", {}).get("settings"))

@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from perovskite_defects.defects.names import atoms_added, parse_name
 from perovskite_defects.hosts.composition import CompositionError
+from perovskite_defects.hosts.structure_checks import StructureError, check_overlaps, load_structure
 
 FRAMEWORK_ANY = "any"
 PEROVSKITE = "perovskite"
@@ -97,11 +99,6 @@ class StructureHostPlan:
 
 def load_host_structure(path: str | Path, key: str = "host.structure"):
     """The host's structure file, ordered and without overlapping atoms (one-line errors)."""
-    from perovskite_defects.hosts.structure_checks import (
-        StructureError,
-        check_overlaps,
-        load_structure,
-    )
 
     try:
         structure = load_structure(path)
@@ -184,8 +181,21 @@ def formula_units(structure) -> int:
     return int(round(structure.composition.get_reduced_composition_and_factor()[1]))
 
 
+def cells_in_supercell(framework: str, structure: Any) -> int:
+    """Cells the defect multiplicities refer to in the bulk supercell ``structure``.
+
+    Multiplicities are per formula unit ABX3: the supercell holds one per B atom
+    (``framework`` any, config key host.framework: per formula unit of the reduced
+    formula). Here, not in the tables step, because the pymatgen exports count the same.
+    """
+    if framework != PEROVSKITE:
+        return formula_units(structure)
+    return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
+
+
 def build_structure_host(plan: StructureHostPlan):
     """The host supercell (hosts.HostStructure) of the structure file, with its metadata."""
+    # why: hosts.perovskite loads pymatgen.core; config (every job) imports this module
     from perovskite_defects.hosts.perovskite import HostStructure, min_image_distance, supercell
 
     unit = load_host_structure(plan.user_structure)
@@ -218,6 +228,7 @@ def unit_cell(host_metadata: Mapping[str, Any]):
 def bulk_structure(host, relaxed_unit_cell=None):
     """The pristine supercell: the host as built, or (relax) the same supercell of the
     relaxed unit cell, in the same site order (the manifest's atom indices refer to it)."""
+    # why: hosts.perovskite loads pymatgen.core; config (every job) imports this module
     from perovskite_defects.hosts.perovskite import supercell
 
     if relaxed_unit_cell is None:
@@ -245,8 +256,6 @@ def check_structure_defects(
     ``atom_index`` out of range or on another species.
     """
     from pymatgen.core.periodic_table import Element
-
-    from perovskite_defects.defects.names import parse_name
 
     host_species = sorted(plan.elements)
     dopants: set[str] = set()
@@ -296,8 +305,8 @@ def build_structure_defect_set(
 ) -> tuple[list[Any], list[tuple[Any, Any]]]:
     """Manifest entries (defects.manifest.ManifestEntry) and structures of every requested
     defect in a framework-any host (see the module docstring for the site choice)."""
+    # why: manifest and site_classes load pymatgen.core; config (every job) imports this module
     from perovskite_defects.defects.manifest import ManifestEntry
-    from perovskite_defects.defects.names import atoms_added, parse_name
     from perovskite_defects.defects.site_classes import _orbits
 
     structure = host.structure
@@ -394,6 +403,7 @@ def _interstitial_sites(host, species: str, min_distance: float) -> list[dict[st
     each with its images in the supercell that keep ``min_distance`` from every atom."""
     from pymatgen.analysis.defects.generators import VoronoiInterstitialGenerator
 
+    # why: site_classes loads pymatgen.core; config (every job) imports this module
     from perovskite_defects.defects.site_classes import _images
 
     structure = host.structure

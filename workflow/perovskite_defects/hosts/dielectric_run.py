@@ -24,17 +24,20 @@ from typing import Any
 from pymatgen.core import Structure
 
 from perovskite_defects.corrections.dielectric import COMPUTED as COMPUTED
+from perovskite_defects.corrections.dielectric import (
+    ComputedDielectricError as ComputedDielectricError,
+)
+from perovskite_defects.corrections.dielectric import (
+    effective_dielectric as effective_dielectric,
+)
 from perovskite_defects.corrections.dielectric import is_computed as is_computed
+from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
 from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
 from perovskite_defects.hosts.phonons import DEFAULT_DISPLACEMENT
 
 log = logging.getLogger(__name__)
-
-
-class ComputedDielectricError(ValueError):
-    """The computed dielectric tensor is missing or unusable; the message says why."""
 
 
 def run_host_dielectric(
@@ -66,35 +69,6 @@ def run_host_dielectric(
     if result.refusal:
         log.warning("ionic dielectric part not computed: %s", result.refusal)
     return result
-
-
-def effective_dielectric(
-    dielectric: Mapping[str, Any], computed_json: str | Path | None, host: str = ""
-) -> dict[str, Any]:
-    """Config ``dielectric`` with the computed tensors filled in (unchanged if cited).
-
-    Raises :class:`ComputedDielectricError` (one line) when the source is ``computed`` but
-    the file is missing or its ionic part was refused.
-    """
-    if not is_computed(dielectric):
-        return dict(dielectric)
-    where = f"host {host}: " if host else ""
-    if computed_json is None or not Path(computed_json).is_file():
-        raise ComputedDielectricError(
-            f"{where}config key 'dielectric.source' is 'computed' but {computed_json} is missing"
-        )
-    data = json.loads(Path(computed_json).read_text())
-    if data.get("ionic") is None:
-        raise ComputedDielectricError(
-            f"{where}{computed_json}: no ionic part ({data.get('ionic_refused')}); give "
-            "'dielectric.value' (cited) for this host instead"
-        )
-    return {
-        "value": None,
-        "electronic": data["electronic"],
-        "ionic": data["ionic"],
-        "source": f"computed ({computed_json})",
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,26 +116,30 @@ if __name__ == "__main__":
 
 
 def host_dielectric_step(
-    config: Mapping[str, Any],
     unitcell_record: str | Path,
     out_json: str | Path,
-    nprocs: int = 1,
-    mpi_launcher: str | None = None,
+    *,
+    engine: Mapping[str, Any],
+    dielectric: Mapping[str, Any],
+    run: Mapping[str, Any],
+    nprocs: int,
 ) -> None:
-    """Workflow step: dielectric tensor of a host's relaxed unit cell (rule host_dielectric)."""
-    from perovskite_defects.engines.base import CalcRecord
+    """Workflow step: dielectric tensor of a host's relaxed unit cell (rule host_dielectric).
+
+    ``engine``: CP2K and its settings; ``dielectric``: the response ``supercell`` and
+    ``field`` (config key ``dielectric``); ``run``, ``nprocs``: how CP2K runs
+    (steps/params.py)."""
 
     record = CalcRecord.from_json(unitcell_record)
-    options = config["cp2k"]
-    dielectric = config["dielectric"]
+    options = run["cp2k"]
     run_host_dielectric(
         record.pmg_structure(),
-        Cp2kSettings.for_level(config["level"], options.get("settings")),
+        Cp2kSettings(**engine["settings"]),
         Path(out_json).parent / "runs",
         out_json,
         dielectric.get("supercell") or [2, 2, 2],
         field=float(dielectric.get("field") or DEFAULT_FIELD),
         nprocs=nprocs,
         executable=options["executable"],
-        mpi_launcher=mpi_launcher or options["mpi_launcher"],
+        mpi_launcher=options["mpi_launcher"],
     )

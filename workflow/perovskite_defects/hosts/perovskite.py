@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from perovskite_defects.hosts import molecules as mol
+from perovskite_defects.hosts import sqs
+
 # Pm-3m ABX3: A at the cube corner, B at the body centre, X at the face centres.
 PROTOTYPE_FRAC_COORDS = {
     "A": [(0.0, 0.0, 0.0)],
@@ -175,8 +178,6 @@ def build_host(
     sublattices with the exact ``counts`` (icet; only when a sublattice is mixed) ->
     molecules on the A sites (FA/MA), oriented by ``orientation`` with ``seed``.
     """
-    from perovskite_defects.hosts import molecules as mol
-    from perovskite_defects.hosts import sqs
 
     halide = comp.halides[0][0]
     if user_structure is None:

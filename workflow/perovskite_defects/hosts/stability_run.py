@@ -14,6 +14,7 @@ host file (CIF, POSCAR, ...): see :func:`add_arguments` and :func:`run_cli`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
+from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.hosts.stability import (
     HostStability,
     StabilityError,
@@ -32,25 +34,27 @@ from perovskite_defects.hosts.stability import (
     check_stability,
     keep_symmetry_name,
 )
+from perovskite_defects.steps.calculations import run_calculation
+from perovskite_defects.steps.common import write_inputs
 
 log = logging.getLogger("perovskite_defects")
 
 RECORD = "record.json"
-#: Force threshold (eV/Å) of the check's relaxations (see stability_config).
+#: Force threshold (eV/Å) of the check's relaxations (see stability_engine).
 RELAX_MAX_FORCE = 0.01
 
 
 @dataclass
 class EngineCalculator:
-    """Relaxations (variable cell) and forces (static) with the engine of ``config``.
+    """Relaxations (variable cell) and forces (static) with the engine of ``engine``.
 
-    ``config`` needs the keys the engine reads: ``engine``, ``level`` and the engine's
-    block (``cp2k: {settings, executable, mpi_launcher}``), optionally ``scf_retries``.
+    ``engine``: the engine and its settings (steps/params.py ``engine_inputs``); ``run``:
+    how it runs (``run_params``: the engine's executable and launcher, ``scf_retries``).
     """
 
-    config: Mapping[str, Any]
+    engine: Mapping[str, Any]
+    run: Mapping[str, Any]
     nprocs: int = 1
-    mpi_launcher: str | None = None
     runs: list[str] = field(default_factory=list)  # folders run (not reused) by this call
 
     def relax(
@@ -74,8 +78,6 @@ class EngineCalculator:
         return np.asarray(record.forces, dtype=float), record.energy
 
     def _run(self, structure: Structure, spec: CalcSpec, run_dir: Path) -> CalcRecord:
-        from perovskite_defects.steps.calculations import run_calculation
-        from perovskite_defects.steps.common import write_inputs
 
         run_dir = Path(run_dir)
         path = run_dir / RECORD
@@ -84,13 +86,13 @@ class EngineCalculator:
             if record.converged:
                 return record
         if not (run_dir / "calc.json").is_file():  # a killed run keeps its own input
-            write_inputs(self.config, structure, spec, run_dir)
+            write_inputs(self.engine, structure, spec, run_dir)
         self.runs.append(str(run_dir))
-        return run_calculation(self.config, run_dir, self.nprocs, self.mpi_launcher)
+        return run_calculation(run_dir, run=self.run, nprocs=self.nprocs)
 
 
-def stability_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the engine settings the phonons need (CP2K).
+def stability_engine(engine: Mapping[str, Any]) -> dict[str, Any]:
+    """``engine`` (name and settings) with the settings the phonons need (CP2K).
 
     A study's supercells may use one off-centre k-point ("mean_value"), which lacks the
     point-group symmetry of the crystal: its forces would break the very symmetry
@@ -103,39 +105,41 @@ def stability_config(config: Mapping[str, Any]) -> dict[str, Any]:
     6e-6 and 5e-7 eV/Å, far below the grid's own error (the forces summed to 4e-3 eV/Å
     instead of 0, against 0.019 eV/Å on the moved atom).
     """
-    if config.get("engine") != "cp2k":
-        return dict(config)
-    block = dict(config.get("cp2k", {}))
-    settings = dict(block.get("settings") or {})
-    from perovskite_defects.engines.cp2k import Cp2kSettings
-
-    current = Cp2kSettings.for_level(config["level"], settings)
-    if current.supercell_kpoints == "mean_value":
+    if engine["engine"] != "cp2k":
+        return dict(engine)
+    settings = dict(engine["settings"])
+    if settings["supercell_kpoints"] == "mean_value":
         settings["supercell_kpoints"] = "length"
-    settings["max_force"] = min(current.max_force, RELAX_MAX_FORCE)
-    return {**config, "cp2k": {**block, "settings": settings}}
+    settings["max_force"] = min(settings["max_force"], RELAX_MAX_FORCE)
+    return {**engine, "settings": settings}
 
 
-def standalone_config(level: str, overrides: Mapping[str, Any], executable: str) -> dict:
-    """The engine part of a study config for a check outside a study (CP2K)."""
-    return {
+def standalone_engine(
+    level: str, overrides: Mapping[str, Any], executable: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Engine (CP2K settings of ``level`` with ``overrides``) and run options of a check
+    outside a study; ValueError naming a bad setting."""
+
+    settings = Cp2kSettings.for_level(level, dict(overrides))
+    engine = {"engine": "cp2k", "settings": dataclasses.asdict(settings)}
+    run = {
         "engine": "cp2k",
-        "level": level,
-        "cp2k": {"settings": dict(overrides), "executable": executable, "mpi_launcher": "mpirun"},
+        "cp2k": {"executable": executable, "mpi_launcher": "mpirun"},
         "scf_retries": 2,
     }
+    return engine, run
 
 
 def run_check(
     structure: Structure,
     workdir: str | Path,
-    config: Mapping[str, Any],
+    engine: Mapping[str, Any],
+    run: Mapping[str, Any],
     settings: StabilitySettings,
     nprocs: int = 1,
-    mpi_launcher: str | None = None,
 ) -> HostStability:
-    """:func:`check_stability` of ``structure`` with the engine of ``config``."""
-    calculator = EngineCalculator(stability_config(config), nprocs, mpi_launcher)
+    """:func:`check_stability` of ``structure`` with ``engine``, run as ``run`` says."""
+    calculator = EngineCalculator(stability_engine(engine), run, nprocs)
     return check_stability(structure, calculator, workdir, settings)
 
 
@@ -205,13 +209,10 @@ def run_cli(args: argparse.Namespace) -> HostStability:
         raise StabilityError(f"{args.structure}: not a readable structure ({err})") from err
     keys = StabilitySettings.__dataclass_fields__
     settings = StabilitySettings(**{k: getattr(args, k) for k in keys})
-    config = standalone_config(args.level, _overrides(args.set), args.executable)
-    from perovskite_defects.engines.cp2k import Cp2kSettings
-
-    Cp2kSettings.for_level(args.level, config["cp2k"]["settings"])  # refuse bad keys early
+    engine, run = standalone_engine(args.level, _overrides(args.set), args.executable)
     if args.nprocs < 1:
         raise StabilityError(f"--nprocs {args.nprocs}: must be at least 1")
-    return run_check(structure, args.workdir, config, settings, args.nprocs)
+    return run_check(structure, args.workdir, engine, run, settings, args.nprocs)
 
 
 def print_summary(result: HostStability) -> None:

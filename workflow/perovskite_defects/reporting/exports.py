@@ -28,6 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perovskite_defects.hosts.any_structure import cells_in_supercell
+from perovskite_defects.thermodynamics.concentrations import spin_degeneracy
+from perovskite_defects.thermodynamics.formation import format_charge
+
 if TYPE_CHECKING:
     from pymatgen.analysis.defects.core import Defect
     from pymatgen.analysis.defects.thermo import DefectEntry, FormationEnergyDiagram
@@ -75,9 +79,8 @@ def _exported_runs(study: Study, include_unconverged: bool) -> list[DefectFolder
 def sites_in_supercell(study: Study, run: DefectFolder) -> int:
     """Equivalent defect sites in the bulk supercell: the generator's multiplicity (per
     cell, see concentrations.py) times the cells in the supercell, as the tables count."""
-    from perovskite_defects.steps.tables import cells_in_supercell
-
-    n_cells = cells_in_supercell(study.config, study.bulk.pmg_structure())
+    framework = study.config.get("host", {}).get("framework", "perovskite")
+    n_cells = cells_in_supercell(framework, study.bulk.pmg_structure())
     return int(round(run.cell.multiplicity * n_cells))
 
 
@@ -192,8 +195,6 @@ def doped_thermodynamics(study: Study) -> Any:
         from doped.thermodynamics import DefectThermodynamics
     except ImportError as err:
         raise ImportError(DOPED_MISSING) from err
-    from perovskite_defects.thermodynamics.concentrations import spin_degeneracy
-    from perovskite_defects.thermodynamics.formation import format_charge
 
     orientational = study.config.get("concentrations", {}).get("orientational_degeneracy", {})
     entries = []

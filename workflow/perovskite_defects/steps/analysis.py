@@ -6,35 +6,45 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from perovskite_defects.corrections import efnv_correction, fnv_correction
+from perovskite_defects.corrections.dielectric import (
+    correction_argument,
+    effective_dielectric,
+    total_tensor,
+)
+from perovskite_defects.corrections.kumagai import ERROR_WARN_EV
+from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.local_environment import write_local_environment
 from perovskite_defects.engines.base import CalcRecord, EngineError
-
-if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
-    pass
-
+from perovskite_defects.engines.eigenvalues import read_eigenvalues
+from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
+from perovskite_defects.thermodynamics.trap_classes import (
+    defect_state_character,
+    far_potential_shift,
+)
 
 log = logging.getLogger("perovskite_defects")
 
 
 def correction(
-    config: Mapping[str, Any],
     bulk_dir: str | Path,
     defect_dir: str | Path,
     out_json: str | Path,
+    *,
+    scheme: str,
+    dielectric: Mapping[str, Any],
+    site_radius: float,
 ) -> dict[str, Any]:
-    """Finite-size correction of one charged defect (FNV or eFNV), written as JSON (eV)."""
-    from perovskite_defects.corrections import efnv_correction, fnv_correction
-    from perovskite_defects.corrections.dielectric import correction_argument, total_tensor
-    from perovskite_defects.corrections.kumagai import ERROR_WARN_EV
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
+    """Finite-size correction of one charged defect (``scheme``: fnv, efnv or none),
+    written as JSON (eV); ``dielectric``: the effective config block (cited or computed);
+    ``site_radius``: eFNV's sphere around each atom (Å)."""
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
     defect = CalcRecord.from_json(defect_dir / RECORD)
     cell = DefectCell.from_json(defect_dir / DEFECT_CELL)
-    scheme = config["correction"]
     result: dict[str, Any] = {"scheme": scheme, "charge": defect.charge}
     if defect.extra.get("failure"):
         # A defect that failed for good has no correction; the tables mark its row.
@@ -48,7 +58,7 @@ def correction(
                 raise EngineError(f"{where}: no electrostatic potential file in the record")
         files = [bulk_dir / str(bulk.potential_file), defect_dir / str(defect.potential_file)]
         bulk_grid, defect_grid = (read_potential_grid(f) for f in files)
-        eps = correction_argument(total_tensor(config["dielectric"]))
+        eps = correction_argument(total_tensor(dielectric))
         if scheme == "fnv":
             result.update(
                 fnv_correction(
@@ -57,7 +67,7 @@ def correction(
             )
         else:
             bulk_s, defect_s = bulk.pmg_structure(), defect.pmg_structure()
-            radius = config["site_radius"]
+            radius = site_radius
             efnv = efnv_correction(
                 defect.charge,
                 eps,
@@ -79,24 +89,22 @@ def correction(
                 result["error"],
                 ERROR_WARN_EV,
             )
-    result["dielectric"] = config["dielectric"]
-    result["dielectric_tensor"] = total_tensor(config["dielectric"]).tolist()
+    result["dielectric"] = dict(dielectric)
+    result["dielectric_tensor"] = total_tensor(dielectric).tolist()
     Path(out_json).write_text(json.dumps(result, indent=1))
     return result
 
 
 def defect_states(
-    config: Mapping[str, Any], bulk_dir: str | Path, defect_dir: str | Path, out_json: str | Path
+    bulk_dir: str | Path,
+    defect_dir: str | Path,
+    out_json: str | Path,
+    *,
+    site_radius: float,
+    shallow_threshold: float,
 ) -> dict[str, Any]:
     """Character of the defect cell's states near the gap (localized trap or perturbed host),
     from eigenvalues aligned by the far-field potential; written as JSON (eV)."""
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.engines.eigenvalues import read_eigenvalues
-    from perovskite_defects.engines.potentials import read_potential_grid
-    from perovskite_defects.thermodynamics.trap_classes import (
-        defect_state_character,
-        far_potential_shift,
-    )
 
     bulk_dir, defect_dir = Path(bulk_dir), Path(defect_dir)
     bulk = CalcRecord.from_json(bulk_dir / RECORD)
@@ -112,9 +120,8 @@ def defect_states(
             read_potential_grid(defect_dir / str(defect.potential_file)),
             defect.pmg_structure(),
             cell.frac_coords,
-            config["site_radius"],
+            site_radius,
         )
-        settings = config["trap_levels"]
         bulk_eig = read_eigenvalues(bulk_dir)
         if not bulk_eig.complete:  # its edges could miss the gap's k-point
             raise EngineError(f"{bulk_dir}: eigenvalues printed for only some k-points")
@@ -122,7 +129,7 @@ def defect_states(
             bulk_eig,
             read_eigenvalues(defect_dir),
             shift,
-            tolerance=settings["shallow_threshold"],
+            tolerance=shallow_threshold,
         )
         result.update(states.to_dict())
     except EngineError as err:  # no eigenvalues printed: the table says so, empty cell
@@ -137,8 +144,6 @@ def local_environment(
 ) -> dict[str, Any]:
     """Local geometry and carrier localisation of one defect cell against the bulk
     (Å, e, Bohr magnetons), written as JSON; see defects/local_environment.py."""
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.defects.local_environment import write_local_environment
 
     cell = DefectCell.from_json(Path(defect_dir) / DEFECT_CELL)
     return write_local_environment(
@@ -147,19 +152,41 @@ def local_environment(
 
 
 def defect_analysis(
-    config: Mapping[str, Any],
     bulk_dir: str | Path,
     defect_dir: str | Path,
     correction_json: str | Path,
     states_json: str | Path,
     local_environment_json: str | Path | None = None,
+    dielectric_json: str | Path | None = None,
+    host: str = "",
+    *,
+    scheme: str,
+    site_radius: float,
+    dielectric: Mapping[str, Any],
+    shallow_threshold: float,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The analyses of one converged defect run (one workflow job, see analysis.smk): its
     finite-size correction, the character of its states near the gap and, when a path is
-    given, its local environment."""
+    given, its local environment. With ``dielectric.source: computed`` the host's
+    ``dielectric_json`` replaces the cited tensor (``host`` names it in errors)."""
+
     if local_environment_json is not None:
         local_environment(bulk_dir, defect_dir, local_environment_json)
+    eps = effective_dielectric(dielectric, dielectric_json, host)
     return (
-        correction(config, bulk_dir, defect_dir, correction_json),
-        defect_states(config, bulk_dir, defect_dir, states_json),
+        correction(
+            bulk_dir,
+            defect_dir,
+            correction_json,
+            scheme=scheme,
+            dielectric=eps,
+            site_radius=site_radius,
+        ),
+        defect_states(
+            bulk_dir,
+            defect_dir,
+            states_json,
+            site_radius=site_radius,
+            shallow_threshold=shallow_threshold,
+        ),
     )

@@ -4,53 +4,50 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from perovskite_defects import config as cfg
+from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.manifest import read_manifest, write_manifest
+from perovskite_defects.defects.names import B_SET, HALIDE_SET, unbuilt_names
+from perovskite_defects.defects.site_classes import build_defect_set
 from perovskite_defects.engines.base import CalcSpec
-
-if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
-    pass
-
-from perovskite_defects.steps.common import (
-    DEFECT_CELL,
-    engine_settings,
-    write_inputs,
-    write_structure_files,
-)
+from perovskite_defects.hosts.any_structure import build_structure_defect_set
+from perovskite_defects.hosts.perovskite import HostStructure
+from perovskite_defects.steps.common import DEFECT_CELL, write_inputs, write_structure_files
+from perovskite_defects.study import defect_requests
 
 log = logging.getLogger("perovskite_defects")
 
 
 def write_manifest_files(
-    config: Mapping[str, Any], host_json: str | Path, out_dir: str | Path
+    host_json: str | Path,
+    out_dir: str | Path,
+    *,
+    defects: Sequence[Mapping[str, Any]],
+    site_classes: Mapping[str, Any],
 ) -> None:
     """The checkpoint: manifest.tsv/json of the host's defects and one POSCAR + CIF + JSON
-    per defect structure under the host's structures/ folder."""
-    from perovskite_defects.defects.manifest import write_manifest
-    from perovskite_defects.defects.site_classes import build_defect_set
-    from perovskite_defects.hosts.perovskite import HostStructure
-    from perovskite_defects.study import defect_requests
+    per defect structure under the host's structures/ folder (``defects``: config key
+    ``defects``; ``site_classes``: representatives and interstitial_min_distance)."""
 
     host = HostStructure.from_json(host_json)
     if host.metadata.get("framework", "perovskite") != "perovskite":
-        from perovskite_defects.hosts.any_structure import build_structure_defect_set
-
         entries, built = build_structure_defect_set(
             host,
-            defect_requests(config),
-            min_distance=config["site_classes"]["interstitial_min_distance"],
+            defect_requests(defects),
+            min_distance=site_classes["interstitial_min_distance"],
         )
     else:
-        _log_unbuilt(config, host)
+        _log_unbuilt(defects, host)
         entries, built = build_defect_set(
             host,
-            defect_requests(config),
-            representatives=config["site_classes"]["representatives"],
+            defect_requests(defects),
+            representatives=site_classes["representatives"],
             seed=int(host.metadata.get("seed", 0)),
-            min_distance=config["site_classes"]["interstitial_min_distance"],
+            min_distance=site_classes["interstitial_min_distance"],
         )
     structures_dir = Path(host_json).parent
     for entry, structure in built:
@@ -61,15 +58,14 @@ def write_manifest_files(
     log.info("%s: %d defect structures", host.name, len(entries))
 
 
-def _log_unbuilt(config: Mapping[str, Any], host: Any) -> None:
+def _log_unbuilt(defects: Sequence[Mapping[str, Any]], host: Any) -> None:
     """Name the role-name defects this host leaves out (A_i, A_B with FA/MA)."""
-    from perovskite_defects.defects.names import B_SET, HALIDE_SET, unbuilt_names
 
     symbols = {s.specie.symbol for s in host.structure}
     a = host.metadata["composition_requested"]["A"]
     b = [s for s in B_SET if s in symbols]
     x = [s for s in HALIDE_SET if s in symbols]
-    for entry in config["defects"]:
+    for entry in defects:
         left = unbuilt_names(entry["name"], a, b, x)
         if left:
             log.warning(
@@ -82,18 +78,16 @@ def _log_unbuilt(config: Mapping[str, Any], host: Any) -> None:
 
 
 def prepare_defect(
-    config: Mapping[str, Any],
     manifest_dir: str | Path,
     bulk_dir: str | Path,
     defect_id: str,
     charge: int,
     calc_dir: str | Path,
+    *,
+    engine: Mapping[str, Any],
 ) -> None:
     """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
     from pymatgen.core import Structure
-
-    from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.defects.manifest import read_manifest
 
     entries = {e.id: e for e in read_manifest(manifest_dir)}
     if defect_id not in entries:
@@ -120,10 +114,10 @@ def prepare_defect(
     calc_dir = Path(calc_dir)
     write_structure_files(structure, calc_dir)
     cell.to_json(calc_dir / DEFECT_CELL)
-    settings = engine_settings(config)
-    if settings.relax_radius > 0:
-        fixed = tuple(cell.atoms_beyond(settings.relax_radius))
+    relax_radius = float(engine["settings"]["relax_radius"])
+    if relax_radius > 0:
+        fixed = tuple(cell.atoms_beyond(relax_radius))
         calc = CalcSpec("relax_ions", "defect", charge=charge, fixed_atoms=fixed)
     else:
         calc = CalcSpec("static", "defect", charge=charge)
-    write_inputs(config, structure, calc, calc_dir)
+    write_inputs(engine, structure, calc, calc_dir)

@@ -6,35 +6,38 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from perovskite_defects.config import PROJECT_ROOT
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
-
-if TYPE_CHECKING:  # the science modules are imported lazily by the steps that use them
-    pass
-
-from perovskite_defects.steps.common import host_plan, write_inputs, write_structure_files
+from perovskite_defects.hosts.any_structure import (
+    build_structure_host,
+    bulk_structure,
+    load_host_structure,
+)
+from perovskite_defects.hosts.perovskite import HostStructure, build_host, load_user_structure
+from perovskite_defects.steps.common import write_inputs, write_structure_files
+from perovskite_defects.study import HostPlan, plan_from_params
 
 log = logging.getLogger("perovskite_defects")
 
 
-def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) -> None:
-    """structures/host.{vasp,cif,json}: the host supercell with its metadata."""
-    from perovskite_defects.hosts.perovskite import build_host, load_user_structure
+def build_host_files(out_dir: str | Path, *, host: Mapping[str, Any]) -> None:
+    """structures/host.{vasp,cif,json}: the host supercell with its metadata (``host``:
+    :func:`perovskite_defects.study.plan_params` of its plan)."""
 
-    plan = host_plan(config, name)
-    if plan.framework != "perovskite":
-        from perovskite_defects.hosts.any_structure import build_structure_host
-
-        host = build_structure_host(plan)
-        host.to_files(out_dir, "host")
-        log.info("%s: %d atoms from %s", name, len(host.structure), plan.user_structure)
+    plan = plan_from_params(host, PROJECT_ROOT)
+    name = plan.name
+    if not isinstance(plan, HostPlan):  # framework any: a structure-file host
+        built = build_structure_host(plan)
+        built.to_files(out_dir, "host")
+        log.info("%s: %d atoms from %s", name, len(built.structure), plan.user_structure)
         return
     s = plan.settings
     user = (
         load_user_structure(plan.user_structure, "host.structure") if plan.user_structure else None
     )
-    host = build_host(
+    cell = build_host(
         plan.composition,
         plan.start_lattice,
         plan.supercell.multiples,
@@ -45,38 +48,38 @@ def build_host_files(config: Mapping[str, Any], name: str, out_dir: str | Path) 
         sqs_cutoffs=s.get("sqs_cutoffs", (1.75, 1.45)),
         sqs_steps=int(s.get("sqs_steps", 0)) or None,
     )
-    host.metadata["lattice_mode"] = plan.lattice_mode
+    meta = cell.metadata
+    meta["lattice_mode"] = plan.lattice_mode
     if plan.lattice_mode == "relax":
         # the bulk's lattice comes from this supercell's own relaxation (relax/ folder);
         # lattice_constant above is only where the relaxation starts
-        host.metadata["lattice_source"] = "relaxed"
-        host.metadata["start_lattice_source"] = plan.lattice_source
+        meta["lattice_source"] = "relaxed"
+        meta["start_lattice_source"] = plan.lattice_source
     else:
-        host.metadata["lattice_source"] = plan.lattice_source
-    host.metadata["end_members"] = list(plan.end_members)
+        meta["lattice_source"] = plan.lattice_source
+    meta["end_members"] = list(plan.end_members)
     if (s.get("stability") or {}).get("check"):
         # the bulk is this supercell brought to a dynamically stable structure
-        host.metadata["lattice_source"] = "relaxed (stability check)"
-        host.metadata["stability"] = "stability/stability.json"
-    host.to_files(out_dir, "host")
-    log.info("%s: %d atoms, %s", name, len(host.structure), host.metadata.get("sqs"))
+        meta["lattice_source"] = "relaxed (stability check)"
+        meta["stability"] = "stability/stability.json"
+    cell.to_files(out_dir, "host")
+    log.info("%s: %d atoms, %s", name, len(cell.structure), meta.get("sqs"))
 
 
-def prepare_host(config: Mapping[str, Any], name: str, calc_dir: str | Path) -> None:
+def prepare_host(
+    calc_dir: str | Path, *, host: Mapping[str, Any], engine: Mapping[str, Any]
+) -> None:
     """Inputs of an end member's unit cell (5 atoms; FA/MA as one molecule): a cell
     relaxation at fixed cubic shape when ``relax`` is true (it gives the lattice constant
     of Vegard's law), otherwise a single point."""
-    from perovskite_defects.hosts.perovskite import build_host
 
-    plan = host_plan(config, name)
-    if plan.framework != "perovskite":  # the structure file's cell, any shape
-        from perovskite_defects.hosts.any_structure import load_host_structure
-
+    plan = plan_from_params(host, PROJECT_ROOT)
+    if not isinstance(plan, HostPlan):  # framework any: the structure file's cell
         unit = load_host_structure(plan.user_structure)
         write_structure_files(unit, Path(calc_dir), "initial")
-        write_inputs(config, unit, CalcSpec("relax_cell", "host"), Path(calc_dir))
+        write_inputs(engine, unit, CalcSpec("relax_cell", "host"), Path(calc_dir))
         return
-    host = build_host(
+    cell = build_host(
         plan.composition,
         plan.start_lattice,
         (1, 1, 1),
@@ -85,9 +88,9 @@ def prepare_host(config: Mapping[str, Any], name: str, calc_dir: str | Path) -> 
         orientation="aligned",
     )
     calc_dir = Path(calc_dir)
-    write_structure_files(host.structure, calc_dir, "initial")
+    write_structure_files(cell.structure, calc_dir, "initial")
     kind = "relax_cell" if plan.settings.get("relax", True) else "static"
-    write_inputs(config, host.structure, CalcSpec(kind, "host", keep_symmetry="CUBIC"), calc_dir)
+    write_inputs(engine, cell.structure, CalcSpec(kind, "host", keep_symmetry="CUBIC"), calc_dir)
 
 
 def _pseudo_cubic(structure) -> float:
@@ -102,7 +105,7 @@ def lattice_constant(record_path: str | Path) -> float:
 
 
 def prepare_supercell_relax(
-    config: Mapping[str, Any], host_json: str | Path, calc_dir: str | Path
+    host_json: str | Path, calc_dir: str | Path, *, engine: Mapping[str, Any]
 ) -> None:
     """Inputs of the variable-cell relaxation of a host supercell (lattice_mode relax).
 
@@ -110,36 +113,38 @@ def prepare_supercell_relax(
     with the supercell's k-points and no symmetry: an SQS or a cell with molecules has
     none to keep, and its cell lengths may come out different.
     """
-    from perovskite_defects.hosts.perovskite import HostStructure
 
     host = HostStructure.from_json(host_json)
     calc_dir = Path(calc_dir)
     write_structure_files(host.structure, calc_dir, "initial")
-    write_inputs(config, host.structure, CalcSpec("relax_cell", "bulk"), calc_dir)
+    write_inputs(engine, host.structure, CalcSpec("relax_cell", "bulk"), calc_dir)
 
 
 def check_host_stability(
-    config: Mapping[str, Any],
     host_json: str | Path,
     out_dir: str | Path,
+    *,
+    stability: Mapping[str, Any],
+    engine: Mapping[str, Any],
+    run: Mapping[str, Any],
     nprocs: int,
-    mpi_launcher: str | None = None,
 ) -> None:
     """stability/: the host supercell brought to a dynamically stable structure
-    (host.stability; see hosts/stability.py), result in stability.json."""
-    from perovskite_defects.hosts.perovskite import HostStructure
+    (host.stability; see hosts/stability.py), result in stability.json. ``run`` and
+    ``nprocs``: how its calculations run (steps/params.py run_params)."""
+    # why: the stability check loads phonopy: only its own jobs
     from perovskite_defects.hosts.stability import StabilitySettings
     from perovskite_defects.hosts.stability_run import run_check
 
     host = HostStructure.from_json(host_json)
-    plan = host_plan(config, host.name)
-    settings = StabilitySettings.from_mapping(dict(plan.settings.get("stability") or {}))
-    result = run_check(host.structure, out_dir, config, settings, nprocs, mpi_launcher)
+    settings = StabilitySettings.from_mapping(dict(stability))
+    result = run_check(host.structure, out_dir, engine, run, settings, nprocs)
     log.info("%s: %s", host.name, result.summary())
 
 
 def _stable_bulk(host, stability_json: str | Path) -> tuple[Any, dict[str, Any]]:
     """The phonon-checked host supercell of host.stability (cell and positions)."""
+    # why: hosts.stability loads phonopy: only the bulk of a checked host
     from perovskite_defects.hosts.stability import HostStability
 
     result = HostStability.from_json(stability_json)
@@ -178,31 +183,34 @@ def _relaxed_bulk(host, record_path: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 def prepare_bulk(
-    config: Mapping[str, Any],
     host_json: str | Path,
     end_member_records: Mapping[str, str | Path],
     calc_dir: str | Path,
+    *,
+    host: Mapping[str, Any],
+    engine: Mapping[str, Any],
 ) -> None:
     """Pristine supercell at the Vegard lattice constant of the relaxed end members, or
     (lattice_mode relax; ``end_member_records`` is then ``{"relaxed": record}``) the host
     supercell as its own relaxation left it."""
-    from perovskite_defects.hosts.perovskite import HostStructure
 
-    host = HostStructure.from_json(host_json)
-    plan = host_plan(config, host.name)
+    built = HostStructure.from_json(host_json)
+    plan = plan_from_params(host, PROJECT_ROOT)
+    if plan.name != built.name:
+        raise EngineError(f"{host_json}: host {built.name}, but the params plan {plan.name}")
     calc_dir = Path(calc_dir)
-    if plan.framework != "perovskite":
-        _prepare_structure_bulk(config, host, plan, end_member_records, calc_dir)
+    if not isinstance(plan, HostPlan):  # framework any
+        _prepare_structure_bulk(engine, built, plan, end_member_records, calc_dir)
         return
     if "stable" in end_member_records or plan.lattice_mode == "relax":
         if "stable" in end_member_records:
-            structure, info = _stable_bulk(host, end_member_records["stable"])
+            structure, info = _stable_bulk(built, end_member_records["stable"])
         else:
-            structure, info = _relaxed_bulk(host, end_member_records["relaxed"])
+            structure, info = _relaxed_bulk(built, end_member_records["relaxed"])
         write_structure_files(structure, calc_dir)
         payload = {**info, "structure": structure.as_dict()}
         (calc_dir / "supercell.json").write_text(json.dumps(payload, indent=1))
-        write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+        write_inputs(engine, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
         return
     constants = {
         key: lattice_constant(end_member_records[name])
@@ -210,8 +218,8 @@ def prepare_bulk(
     }
     a = plan.composition.vegard_lattice(constants)
     relaxed_ends = bool(plan.settings.get("relax", True))
-    structure = host.structure.copy()
-    structure.scale_lattice(structure.volume * (a / host.metadata["lattice_constant"]) ** 3)
+    structure = built.structure.copy()
+    structure.scale_lattice(structure.volume * (a / built.metadata["lattice_constant"]) ** 3)
     write_structure_files(structure, calc_dir)
     (calc_dir / "supercell.json").write_text(
         json.dumps(
@@ -228,18 +236,17 @@ def prepare_bulk(
             indent=1,
         )
     )
-    write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+    write_inputs(engine, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
 
 
 def _prepare_structure_bulk(
-    config: Mapping[str, Any],
+    engine: Mapping[str, Any],
     host: Any,
     plan: Any,
     records: Mapping[str, str | Path],
     calc_dir: Path,
 ) -> None:
     """Pristine supercell of a framework-any host: as built, or of the relaxed cell."""
-    from perovskite_defects.hosts.any_structure import bulk_structure
 
     relaxed = (
         CalcRecord.from_json(records[plan.name]).require_converged().pmg_structure()
@@ -255,4 +262,4 @@ def _prepare_structure_bulk(
             indent=1,
         )
     )
-    write_inputs(config, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)
+    write_inputs(engine, structure, CalcSpec("static", "bulk", band_edges=True), calc_dir)

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perovskite_defects.engines import gpaw as gpaw_engine
 from perovskite_defects.engines.base import CalcRecord, CalcSpec
+from perovskite_defects.thermodynamics.spin_orbit_edges import shifts_from_record
 
 if TYPE_CHECKING:
     from perovskite_defects.thermodynamics.spin_orbit_edges import SocShifts
@@ -16,22 +18,19 @@ log = logging.getLogger("perovskite_defects")
 
 
 def compute_shifts(
-    config: Mapping[str, Any], structure_record: str | Path, run_dir: str | Path
+    structure_record: str | Path, run_dir: str | Path, *, gpaw: Mapping[str, Any]
 ) -> SocShifts:
-    """Run the SOC engine on the final structure of ``structure_record`` (the host unit
-    cell, or the bulk supercell of hosts without one) and write ``record.json`` and
-    ``soc_shifts.json`` into ``run_dir``."""
-    from perovskite_defects.engines.gpaw import GpawEngine
-    from perovskite_defects.thermodynamics.spin_orbit_edges import shifts_from_record
+    """Run GPAW on the final structure of ``structure_record`` (the host unit cell, or
+    the bulk supercell of hosts without one) and write ``record.json`` and
+    ``soc_shifts.json`` into ``run_dir``. ``gpaw``: the fields of its GpawSettings
+    (steps/params.py)."""
 
     source = CalcRecord.from_json(structure_record).require_converged()
-    engine = GpawEngine()
-    settings = engine.settings(config)
+    settings = gpaw_engine.GpawSettings(**gpaw)
     run_dir = Path(run_dir)
-    engine.write_input(
-        source.pmg_structure(), CalcSpec("static", "host", band_edges=True), settings, run_dir
-    )
-    record = engine.run(config, run_dir, 1)
+    spec = CalcSpec("static", "host", band_edges=True)
+    gpaw_engine.write_input(source.pmg_structure(), spec, settings, run_dir)
+    record = gpaw_engine.run(settings, run_dir)
     record.to_json(run_dir / "record.json")
     shifts = shifts_from_record(record, structure_record)
     shifts.to_json(run_dir / "soc_shifts.json")

@@ -8,17 +8,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from perovskite_defects import config as cfg
+from perovskite_defects.corrections.dielectric import describe as describe_dielectric
+from perovskite_defects.corrections.dielectric import effective_dielectric
 from perovskite_defects.defects.distinct_sites import DefectCell
 from perovskite_defects.defects.local_environment import (
     write_table as write_local_environment_table,
 )
 from perovskite_defects.engines.base import CalcRecord
+from perovskite_defects.hosts.any_structure import cells_in_supercell
+from perovskite_defects.reporting.aggregate import aggregate
 from perovskite_defects.reporting.tables import write_csv, write_markdown
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD
 from perovskite_defects.thermodynamics import spin_orbit_edges as soc
 from perovskite_defects.thermodynamics.band_edges import study_band_edges
-from perovskite_defects.thermodynamics.concentrations import band_model
+from perovskite_defects.thermodynamics.concentrations import DOPANT_EFFECT_COLUMNS, band_model
 from perovskite_defects.thermodynamics.host_results import (
     HOST_RESULTS_JSON,
     DefectRun,
@@ -62,13 +65,21 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
 
 
 def tables(
-    config: Mapping[str, Any],
     bulk_record: str | Path,
     chempots_json: str | Path,
     defect_dirs: Sequence[str | Path],
     out_dir: str | Path,
-    host: str | None = None,
+    host: str,
     soc_shifts: str | Path | None = None,
+    dielectric_json: str | Path | None = None,
+    *,
+    band_edges: Mapping[str, Any],
+    shallow_threshold: float,
+    concentrations: Mapping[str, Any],
+    dielectric: Mapping[str, Any],
+    scheme: str,
+    level: str,
+    framework: str,
 ) -> None:
     """Formation energies, transition levels with trap classes, Fermi level,
     concentrations and local environments (CSV + Markdown) of one host, the plot data and
@@ -76,33 +87,37 @@ def tables(
     and spin_orbit_levels compares levels and classes against the edges without them.
     The numbers come from :func:`~perovskite_defects.thermodynamics.host_results.host_results`;
     this function reads the folders and writes the files, among them host_results.json
-    (the same numbers, typed) for the aggregation and the Python API."""
+    (the same numbers, typed) for the aggregation and the Python API. The keyword arguments
+    are the config values they read (steps/params.py ``tables_params``); with
+    ``dielectric.source: computed`` the host's ``dielectric_json`` gives the tensor."""
+
+    dielectric = effective_dielectric(dielectric, dielectric_json, host)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bulk = CalcRecord.from_json(bulk_record).require_converged()
     bulk_dir = Path(bulk_record).parent
-    edges = edges_no_soc = study_band_edges(config["band_edges"], bulk, bulk_dir)
+    edges = edges_no_soc = study_band_edges(band_edges, bulk, bulk_dir)
     if soc_shifts is not None:
         shifts = soc.SocShifts.from_json(soc_shifts)
         edges = soc.apply_shifts(edges_no_soc, shifts, soc_shifts)
     limits = ChemicalPotentialLimits.from_json(chempots_json)
     runs = read_defect_runs(defect_dirs)
-    conc = config["concentrations"]
+    conc = concentrations
     volume = bulk.pmg_structure().volume
     bulk_edges = (float(bulk.vbm), float(bulk.cbm))  # type: ignore[arg-type]  # checked above
     bands, carrier_note = band_model(conc, bulk_dir, volume, bulk_edges, (edges.vbm, edges.cbm))
-    threshold = config["trap_levels"]["shallow_threshold"]
+    threshold = shallow_threshold
     res = host_results(
         runs,
         bulk,
         edges,
         limits,
-        n_cells=cells_in_supercell(config, bulk.pmg_structure()),
+        n_cells=cells_in_supercell(framework, bulk.pmg_structure()),
         shallow_threshold=threshold,
         concentrations=conc,
         bands=bands,
     )
-    notes = _notes(config, bulk, limits, edges_no_soc.gap) + _level_notes(
+    notes = _notes(level, scheme, dielectric, bulk, limits, edges_no_soc.gap) + _level_notes(
         edges, edges_no_soc, threshold
     )
     if soc_shifts is not None:
@@ -129,11 +144,21 @@ def tables(
     _write_dopant_effect(out_dir, res, conc_notes)
     write_local_environment_table(defect_dirs, out_dir)  # local_environment.csv/.md
     res.to_json(out_dir / HOST_RESULTS_JSON)
-    _write_plot_data(out_dir, host or cfg.host_name(config), edges, res, fermi)
+    _write_plot_data(out_dir, host, edges, res, fermi)
+    # the config keys these tables read, in the config's own shape (api.Study.config)
+    read = {
+        "host": {"framework": framework},
+        "level": level,
+        "correction": scheme,
+        "dielectric": dielectric,
+        "band_edges": dict(band_edges),
+        "trap_levels": {"shallow_threshold": shallow_threshold},
+        "concentrations": dict(concentrations),
+    }
     (out_dir / "provenance.json").write_text(
         json.dumps(
             {
-                "config": dict(config),
+                "config": read,
                 "band_gap": edges.gap,
                 "vbm": edges.vbm,
                 "band_edges": edges.to_dict(),
@@ -211,24 +236,10 @@ def _write_plot_data(
     (out_dir / "levels.json").write_text(json.dumps(plot_data, indent=1))
 
 
-def cells_in_supercell(config: Mapping[str, Any], structure: Any) -> int:
-    """Cells the defect multiplicities refer to in the bulk supercell ``structure``.
-
-    Multiplicities are per formula unit ABX3: the supercell holds one per B atom
-    (framework any: per formula unit of the reduced formula).
-    """
-    if config["host"].get("framework", "perovskite") != "perovskite":
-        from perovskite_defects.hosts.any_structure import formula_units
-
-        return formula_units(structure)
-    return sum(site.specie.symbol in ("Pb", "Sn") for site in structure)
-
-
 def _write_dopant_effect(out_dir: Path, res: HostResults, conc_notes: Sequence[str]) -> None:
     """dopant_effect.csv/.md: the neutral state without and with the dopant defects (how
     Na changes the Fermi level and the deep-trap density). Written for every study; without
     a dopant defect it has no rows and its note says so."""
-    from perovskite_defects.thermodynamics.concentrations import DOPANT_EFFECT_COLUMNS
 
     rows = res.dopant_effect_rows()
     notes = [
@@ -272,8 +283,14 @@ def _provenance(record: CalcRecord, path: str | Path) -> dict[str, Any]:
     )
 
 
-def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> list[str]:
-    from perovskite_defects.corrections.dielectric import describe as describe_dielectric
+def _notes(
+    level: str,
+    scheme: str,
+    dielectric: Mapping[str, Any],
+    bulk: CalcRecord,
+    limits: ChemicalPotentialLimits,
+    gap: float,
+) -> list[str]:
 
     settings = bulk.settings.get("settings", {})
     functional = str(settings.get("functional", "pbe")).upper()
@@ -281,7 +298,7 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
     mesh = bulk.settings.get("kpoint_mesh")
     if bulk.engine == "cp2k":
         engine = (
-            f"level '{config['level']}' (basis {settings.get('basis')}, cutoff "
+            f"level '{level}' (basis {settings.get('basis')}, cutoff "
             f"{settings.get('cutoff_ry')} Ry, supercell k-mesh {mesh})"
         )
     else:  # VASP: the settings of vasp.settings
@@ -290,8 +307,8 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
         f"Engine: {bulk.engine} {bulk.engine_version}; {engine}.",
         f"Bulk VBM {bulk.vbm:.4f} eV, band gap {gap:.3f} eV ({functional}, {soc} spin-orbit "
         "coupling).",
-        f"Correction: {config['correction']} with dielectric constant "
-        f"{describe_dielectric(config['dielectric'])} ({config['dielectric']['source']}).",
+        f"Correction: {scheme} with dielectric constant "
+        f"{describe_dielectric(dielectric)} ({dielectric['source']}).",
         "Chemical potentials (eV, relative to the elemental phases): "
         + "; ".join(
             f"{name}: " + ", ".join(f"{el} {mu:+.3f}" for el, mu in limits.delta_mu(name).items())
@@ -306,13 +323,13 @@ def _notes(config: Mapping[str, Any], bulk: CalcRecord, limits, gap: float) -> l
 
 
 def aggregate_tables(
-    config: Mapping[str, Any],
-    host_names: Sequence[str],
     results_dir: str | Path,
     out_dir: str | Path,
+    *,
+    host_names: Sequence[str],
+    temperature: float,
 ) -> None:
     """Tables across compositions (CSV + Markdown) and provenance.json."""
-    from perovskite_defects.reporting.aggregate import aggregate
 
     results_dir = Path(results_dir)
     hosts: list[dict[str, Any]] = []
@@ -341,9 +358,9 @@ def aggregate_tables(
                 "manifest": results_dir / name / "defects" / "manifest.json",
             }
         )
-    aggregate(hosts, config["aggregate"]["temperature"], out_dir)
+    aggregate(hosts, temperature, out_dir)
     provenance = {
-        "config": dict(config),
+        "config": {"aggregate": {"temperature": temperature}},  # the config keys read
         "hosts": {
             h["name"]: {
                 "composition": h["composition"],

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from perovskite_defects.engines.base import CalcRecord, EngineError, PotentialGrid
+from perovskite_defects.engines.folders import parse_folder, potential_path
+from perovskite_defects.engines.potentials import read_potential_grid
 
 log = logging.getLogger("perovskite_defects")
 
@@ -95,8 +97,6 @@ def study_band_edges(
         raise EngineError(f"{bulk_dir}: bulk record has no band edges")
     if settings.get("source", "bulk") == "bulk":
         return BandEdges(bulk.vbm, bulk.cbm, "bulk", 0.0, bulk.vbm, bulk.cbm)
-    from perovskite_defects.engines.folders import parse_folder, potential_path
-    from perovskite_defects.engines.potentials import read_potential_grid
 
     folder = settings.get("folder")
     if not folder:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from perovskite_defects.engines.eigenvalues import read_eigenvalues
 from perovskite_defects.thermodynamics.carriers import (
     BandModel,
     EffectiveMassBands,
@@ -91,8 +92,6 @@ def band_model(
     choice = settings["carriers"]
     gap = edges[1] - edges[0]
     if choice in ("auto", "dos"):
-        from perovskite_defects.engines.eigenvalues import read_eigenvalues
-
         eig = read_eigenvalues(bulk_dir)
         w_vbm, w_cbm = eig.weighted_edges()
         miss = max(abs(w_vbm - bulk_edges[0]), abs(w_cbm - bulk_edges[1]))

@@ -132,8 +132,8 @@ def limits_from_config(
             f"tolerance {CONSISTENCY_TOLERANCE} eV): other functional or pseudopotentials, "
             "or a point off the boundary?"
         )
-    # imported here: phase_limits loads pymatgen's phase diagrams (~1 s), which the Snakefile
-    # parse (limit_names) does not need
+    # why: phase_limits loads pymatgen's phase diagrams (~1 s), which the Snakefile parse
+    # (limit_names) does not need
     from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
 
     return ChemicalPotentialLimits(
@@ -167,6 +167,7 @@ def limit_names(config: Mapping[str, Any], plan: Any) -> list[str]:
     if rich is None:  # framework any: as chempots chooses it (the most electronegative)
         from pymatgen.core import Composition
 
+        # why: pymatgen's phase diagrams (~1 s); the Snakefile parse calls limit_names
         from perovskite_defects.thermodynamics.phase_limits import _choose_rich_element
 
         rich = _choose_rich_element(Composition(plan.formula), None)

@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.gpaw import gpaw_settings
+from perovskite_defects.reporting.tables import write_csv, write_markdown
 from perovskite_defects.thermodynamics.band_edges import BandEdges
+from perovskite_defects.thermodynamics.formation import transition_levels
+from perovskite_defects.thermodynamics.trap_classes import classify_level, state_consistent_class
 
 SOC_ENGINES = ("none", "gpaw")
 
@@ -173,11 +177,6 @@ def level_comparison_rows(
     The levels are searched over the union of both gaps, so one list of levels (fixed in
     absolute energy) is placed in both: level(no SOC) = level(SOC) + VBM(SOC) - VBM(no SOC).
     """
-    from perovskite_defects.thermodynamics.formation import transition_levels
-    from perovskite_defects.thermodynamics.trap_classes import (
-        classify_level,
-        state_consistent_class,
-    )
 
     states = states or {}
 
@@ -228,7 +227,6 @@ def write_level_comparison(
     states: Mapping[tuple[str, int], Any] | None = None,
 ) -> None:
     """spin_orbit_levels.csv/.md in ``out_dir``."""
-    from perovskite_defects.reporting.tables import write_csv, write_markdown
 
     rows = level_comparison_rows(lines, without, with_soc, shallow_threshold, states)
     head = [
@@ -264,6 +262,5 @@ def check_config(config: Mapping[str, Any]) -> None:
             "config key 'band_edges.soc': the VASP runs already include spin-orbit coupling "
             "(vasp.settings.soc: true); adding GPAW's shifts would count it twice"
         )
-    from perovskite_defects.engines.gpaw import gpaw_settings
 
     gpaw_settings(config)

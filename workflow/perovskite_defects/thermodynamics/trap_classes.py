@@ -51,6 +51,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perovskite_defects.corrections.kumagai import inscribed_sphere_radius
+from perovskite_defects.engines.potentials import site_potentials
+from perovskite_defects.thermodynamics.formation import format_charge
+from perovskite_defects.thermodynamics.rows import transition_level_table
+
 if TYPE_CHECKING:
     from perovskite_defects.engines.base import PotentialGrid
     from perovskite_defects.engines.eigenvalues import Eigenvalues
@@ -146,8 +151,6 @@ def far_potential_shift(
 ) -> float:
     """Mean (V_defect - V_bulk) (electron potential energy, eV) at the atoms of the defect cell
     beyond the sphere inscribed in the cell around the defect, in spheres of ``radius`` Å."""
-    from perovskite_defects.corrections.kumagai import inscribed_sphere_radius
-    from perovskite_defects.engines.potentials import site_potentials
 
     lattice = np.asarray(defect_structure.lattice.matrix)
     frac = np.asarray(defect_structure.frac_coords)
@@ -269,8 +272,6 @@ def transition_level_rows(
     """Rows of :func:`~perovskite_defects.reporting.tables.transition_level_table` with the columns
     nearest edge, depth from it, in gap, class, and the defect-state character of both
     charge states (empty where the eigenvalues were not analysed)."""
-    from perovskite_defects.thermodynamics.formation import format_charge
-    from perovskite_defects.thermodynamics.rows import transition_level_table
 
     states = states or {}
     rows = transition_level_table(levels)
