@@ -226,7 +226,8 @@ def _gpaw_python() -> str | None:
 @pytest.mark.slow
 def test_cspbi3_spin_orbit_shifts_with_real_gpaw(tmp_path: Path) -> None:
     """Cubic CsPbI3, a = 6.40 Å, PBE, 250 eV, 2x2x2 Gamma-centred mesh (contains R), 16
-    empty bands in the SCF, SOC basis of 150 bands from a full diagonalisation.
+    empty bands in the SCF, SOC basis of 150 bands from a full diagonalisation: 117 s on
+    a shared, loaded core (2026-12-01).
 
     Reference: the physics of the band edges, not a published number (no PBE+SOC gap of
     cubic CsPbI3 could be read from a source reachable here). At R the CBM is the Pb-6p
