@@ -63,8 +63,8 @@ class GpawSettings:
             ``soc_bands`` is 0).
         soc_bands: scalar-relativistic bands in the basis in which SOC is diagonalised,
             from a full (dense) diagonalisation of the converged PW Hamiltonian; 0 = the
-            SCF's own bands. The VBM shift is second order and converges only with
-            ~200 bands for the 5-atom ABX3 cell (docs/physics-and-settings.md).
+            SCF's own bands. The VBM shift is second order and needs 200 bands or
+            more for the 5-atom ABX3 cell (docs/physics-and-settings.md).
         smearing: Fermi-Dirac width (eV).
         eigenstates: SCF convergence of the eigenstates (eV^2 per electron, GPAW's).
         max_scf: SCF iterations before the run counts as unconverged.
