@@ -14,9 +14,11 @@ headers; its build failed here (with --no-build-isolation at the metadata step, 
 incompatibility; with isolation at linking, no libxc), and the PAW setups would still
 have to come from somewhere. The subprocess keeps the project venv free of compiled GPAW
 and lets any interpreter with GPAW be named in config (``gpaw.python``), e.g. a conda
-environment on a cluster. Measured cost (cubic CsPbI3, 5 atoms, one core): ~40 s at
-300 eV on a 2x2x2 mesh, ~4 min at the defaults (400 eV, 4x4x4, 24 empty bands); the SOC
-step itself takes seconds.
+environment on a cluster. Measured cost (cubic CsPbI3, 5 atoms, one core): the SCF
+~40 s at 300 eV on a 2x2x2 mesh, ~4 min at 400 eV on 4x4x4; the full diagonalisation
+for the SOC basis (``soc_bands``) costs ~N_pw^3 per irreducible k-point (N_pw ~3100 at
+300 eV, ~4700 at 400 eV): 11 min for the 4 k-points of 2x2x2 at 300 eV on a shared,
+loaded core (2026-12-01).
 
 Not in :data:`perovskite_defects.engines.ENGINES` (config key ``engine``): it cannot
 relax, so it cannot run a study; ``band_edges.soc: gpaw`` selects it for the shifts.
@@ -57,9 +59,12 @@ class GpawSettings:
             convention of the CP2K and VASP engines), rounded up to an even number so that
             the zone-boundary points (R of the cubic perovskite, where its gap is) are
             on the mesh; the BZ of any supercell of it folds R onto Gamma or its boundary.
-        empty_bands: bands above the occupied ones; all bands form the basis in which
-            SOC is diagonalised, so the split-off CBM needs the Pb/Sn 6p/5p manifold
-            (3 bands per B atom) and more.
+        empty_bands: bands above the occupied ones in the SCF (the SOC basis when
+            ``soc_bands`` is 0).
+        soc_bands: scalar-relativistic bands in the basis in which SOC is diagonalised,
+            from a full (dense) diagonalisation of the converged PW Hamiltonian; 0 = the
+            SCF's own bands. The VBM shift is second order and needs 200 bands or
+            more for the 5-atom ABX3 cell (docs/physics-and-settings.md).
         smearing: Fermi-Dirac width (eV).
         eigenstates: SCF convergence of the eigenstates (eV^2 per electron, GPAW's).
         max_scf: SCF iterations before the run counts as unconverged.
@@ -70,6 +75,7 @@ class GpawSettings:
     cutoff: float = 400.0
     kpoint_density: float = 24.0
     empty_bands: int = 24
+    soc_bands: int = 200
     smearing: float = 0.01
     eigenstates: float = 1e-8
     max_scf: int = 200
@@ -87,9 +93,12 @@ def gpaw_settings(config: Mapping[str, Any]) -> GpawSettings:
         where = f"config key 'gpaw.settings.{key}'"
         if key not in fields or key in ("python", "relax_radius", "phase_cell_relax"):
             raise ValueError(f"{where}: not a GPAW setting")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"{where}: must be a positive number, got {value!r}")
-        if key in ("empty_bands", "max_scf"):
+        # soc_bands may be 0 (SOC in the SCF's own bands)
+        lowest_ok = value >= 0 if key == "soc_bands" else value > 0
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lowest_ok:
+            what = "a number >= 0" if key == "soc_bands" else "a positive number"
+            raise ValueError(f"{where}: must be {what}, got {value!r}")
+        if key in ("empty_bands", "max_scf", "soc_bands"):
             if int(value) != value:
                 raise ValueError(f"{where}: must be a whole number, got {value!r}")
             value = int(value)
@@ -148,6 +157,7 @@ def write_input(structure: Any, spec: CalcSpec, settings: GpawSettings, run_dir:
             "smearing": settings.smearing,
             "eigenstates": settings.eigenstates,
             "max_scf": settings.max_scf,
+            "soc_bands": settings.soc_bands,
         },
     }
     (run_dir / INPUT_NAME).write_text(json.dumps(data, indent=1))
@@ -219,6 +229,7 @@ def parse(run_dir: Path) -> CalcRecord:
             "setups": result.get("setups"),
             "n_bz_kpoints": result.get("n_bz_kpoints"),
             "soc_basis_bands": result.get("soc_basis_bands"),
+            "soc_scf_basis": result.get("soc_scf_basis"),
             "timings_s": result.get("timings_s"),
         },
     )
