@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from perovskite_defects import config as cfg
 from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.local_environment import FILE_NAME as LOCAL_ENVIRONMENT
+from perovskite_defects.defects.local_environment import geometry_summary
 from perovskite_defects.defects.local_environment import (
     write_table as write_local_environment_table,
 )
@@ -36,7 +38,7 @@ log = logging.getLogger("perovskite_defects")
 
 def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
     """The defect charge states of a host from their folders (record, cell, correction,
-    defect states), failed ones included."""
+    defect states, local geometry), failed ones included."""
     runs = []
     for directory in map(Path, defect_dirs):
         cell = DefectCell.from_json(directory / DEFECT_CELL)
@@ -49,6 +51,10 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
                 keep = {k: data[k] for k in DefectStates.__dataclass_fields__ if k in data}
                 keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
                 states = DefectStates(**keep)
+        geometry = None
+        if (directory / LOCAL_ENVIRONMENT).is_file():
+            local = json.loads((directory / LOCAL_ENVIRONMENT).read_text())
+            geometry = geometry_summary(local["geometry"]) if "geometry" in local else None
         runs.append(
             DefectRun(
                 name=cell.name,
@@ -58,6 +64,7 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
                 # a failed run's correction.json holds no total
                 correction=None if correction.get("total") is None else float(correction["total"]),
                 states=states,
+                local_geometry=geometry,
             )
         )
     return runs
@@ -119,7 +126,7 @@ def tables(
     write_markdown(res.formation_rows, out_dir / "formation_energies.md", title, notes)
     write_csv(res.level_rows, out_dir / "transition_levels.csv")
     title = "Charge-transition levels"
-    write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes)
+    write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes + res.level_notes)
     conc_notes = _concentration_notes(conc, carrier_note)
     fermi = fermi_rows(res.with_dopants)
     write_csv(fermi, out_dir / "fermi_level.csv")
