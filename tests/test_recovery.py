@@ -201,6 +201,12 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     a_full = uninterrupted.pmg_structure().lattice.a
     assert resumed.pmg_structure().lattice.a == pytest.approx(a_full, abs=0.01)
     assert resumed.energy == pytest.approx(uninterrupted.energy, abs=2e-3)
+    # The energy of the input geometry comes from the killed attempt's output, not from
+    # the first energy of the resumed output (the saved cell).
+    first_here = cp2k_output._first_converged_energy(out)
+    assert uninterrupted.initial_energy is not None and first_here is not None
+    assert resumed.initial_energy == pytest.approx(uninterrupted.initial_energy, abs=1e-5)
+    assert abs(first_here - resumed.initial_energy) > 1e-3
 
 
 def _in_dir(cmdline: Path, folder: Path) -> bool:

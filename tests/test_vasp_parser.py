@@ -136,3 +136,54 @@ def test_site_potential_block_errors(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(EngineError, match=r"no OUTCAR"):
         read_outcar_site_potentials(empty)
+
+
+def _relaxation_vasprun(energies: list[float], nsw: int) -> str:
+    """A minimal vasprun.xml of an ionic relaxation, one <calculation> per energy.
+
+    Synthetic (parser mechanics only): a real VASP relaxation output is not in the
+    repository. Each step's last electronic step agrees with its ionic energies, so the
+    e_0_energy fix of the parser leaves them as written.
+    """
+
+    def calculation(e0: float) -> str:
+        block = (
+            f'<i name="e_fr_energy">{e0 - 0.001:.8f}</i><i name="e_wo_entrp">{e0:.8f}</i>'
+            f'<i name="e_0_energy">{e0:.8f}</i>'
+        )
+        return (
+            f"<calculation><scstep><energy>{block}</energy></scstep>"
+            f"<energy>{block}</energy></calculation>"
+        )
+
+    structure = (
+        '<structure name="finalpos"><crystal><varray name="basis">'
+        "<v>4 0 0</v><v>0 4 0</v><v>0 0 4</v></varray></crystal>"
+        '<varray name="positions"><v>0 0 0</v></varray></structure>'
+    )
+    return (
+        "<?xml version='1.0'?>\n<modeling>"
+        '<generator><i name="version">6.4.2</i></generator>'
+        f'<parameters><i type="int" name="NSW">{nsw}</i><i type="int" name="IBRION">2</i>'
+        '<i name="NELECT">1.0</i></parameters>'
+        '<atominfo><array name="atoms"><set><rc><c>H</c><c>1</c></rc></set></array></atominfo>'
+        + "".join(calculation(e) for e in energies)
+        + structure
+        + "</modeling>\n"
+    )
+
+
+def test_relaxation_keeps_the_energy_of_its_first_ionic_step(tmp_path: Path) -> None:
+    (tmp_path / "vasprun.xml").write_text(_relaxation_vasprun([-10.0, -10.3, -10.25], nsw=50))
+    rec = parse_vasp_dir(tmp_path)
+    assert rec.geometry_converged is True
+    assert rec.energy == pytest.approx(-10.25)
+    assert rec.initial_energy == pytest.approx(-10.0)
+    assert rec.relaxation_energy == pytest.approx(-0.25)
+
+
+def test_single_point_has_no_initial_energy(tmp_path: Path) -> None:
+    (tmp_path / "vasprun.xml").write_text(_relaxation_vasprun([-10.0], nsw=0))
+    rec = parse_vasp_dir(tmp_path)
+    assert rec.initial_energy is None and rec.relaxation_energy is None
+    assert rec.energy == pytest.approx(-10.0)

@@ -177,7 +177,7 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
         row["verdict"] = data.get("failure") or data.get("reason")
         return row
     geometry = data["geometry"]
-    row.update(_key_distance(geometry))
+    row.update(key_distance(geometry))
     row["off-centre (Å)"] = geometry["displacement"]
     if geometry["max_displaced"]:
         row["largest other displacement (Å)"] = geometry["max_displacement"]
@@ -206,7 +206,23 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _key_distance(geometry: dict[str, Any]) -> dict[str, Any]:
+def geometry_summary(geometry: dict[str, Any]) -> str | None:
+    """One line for other tables: the key distance against the host's (Å), and the
+    defect atom's distance from its ideal site where it has one; None without a key
+    distance. E.g. "Pb-Pb across V_I 6.952 (host 6.388)"."""
+    key = key_distance(geometry)
+    if not key:
+        return None
+    text = f"{key['key distance']} {key['defect (Å)']:.3f} (host {key['host (Å)']:.3f})"
+    if geometry.get("displacement") is not None:
+        text += f"; off-centre {geometry['displacement']:.3f}"
+    return text
+
+
+def key_distance(geometry: dict[str, Any]) -> dict[str, Any]:
+    """The "key distance" columns of one cell's geometry (``LocalGeometry.to_dict()``):
+    across a vacancy the mean distance between opposite first-shell atoms, otherwise the
+    mean distance from the defect to its nearest first-shell element; {} when neither."""
     if geometry["across"]:
         pairs = geometry["across"]
         label = pairs[0]["label"] + (f" (mean of {len(pairs)})" if len(pairs) > 1 else "")

@@ -66,6 +66,10 @@ class CalcRecord:
         extra: anything else an engine wants to keep (e.g. spin, SCF steps, timings).
         forces: forces on the atoms of the final structure (eV/Å, one row per atom), for
             runs that asked for them (``CalcSpec.forces``), else None.
+        initial_energy: total energy (eV) of the first geometry of an optimisation, the
+            structure as the inputs gave it: for a defect relaxed at fixed cell, its
+            vertical (unrelaxed, ideal-site) energy. None for single points, and when the
+            outputs no longer hold the first step.
     """
 
     engine: str
@@ -85,11 +89,20 @@ class CalcRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     forces: list[list[float]] | None = None
+    initial_energy: float | None = None
 
     @property
     def converged(self) -> bool:
         """True when SCF and (if any) geometry optimisation converged."""
         return self.scf_converged and self.geometry_converged is not False
+
+    @property
+    def relaxation_energy(self) -> float | None:
+        """energy - initial_energy (eV, <= 0 for a converged relaxation); None without
+        an initial energy."""
+        if self.initial_energy is None:
+            return None
+        return self.energy - self.initial_energy
 
     @property
     def band_gap(self) -> float | None:

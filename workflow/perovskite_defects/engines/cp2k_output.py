@@ -52,8 +52,10 @@ def parse(run_dir: str | Path) -> CalcRecord:
 
     scf_converged = "SCF run NOT converged" not in text and "SCF run converged" in text
     geometry_converged: bool | None = None
+    initial_energy: float | None = None
     if calc_kind in ("relax_cell", "relax_ions") or "STARTING GEOMETRY OPTIMIZATION" in text:
         geometry_converged = "GEOMETRY OPTIMIZATION COMPLETED" in text
+        initial_energy = _initial_energy(run_dir, text)
 
     structure = _final_structure(run_dir, text)
     vbm, cbm = _band_edges(text)
@@ -72,6 +74,7 @@ def parse(run_dir: str | Path) -> CalcRecord:
         cbm=cbm,
         potential_file=cubes[-1].name if cubes else None,
         forces=_forces(text),
+        initial_energy=initial_energy,
         run_dir=str(run_dir),
         source_files=[OUTPUT_NAME, INPUT_NAME],
         settings={k: meta[k] for k in ("settings", "kpoint_mesh", "spin_polarised") if k in meta},
@@ -81,6 +84,46 @@ def parse(run_dir: str | Path) -> CalcRecord:
             "atomic_populations": cp2k_record_populations(text, out_path),
         },
     )
+
+
+def _initial_energy(run_dir: Path, text: str) -> float | None:
+    """Energy (eV) of the starting geometry of an optimisation: the first energy this
+    output printed after a converged SCF (the optimiser evaluates the input geometry
+    first), unless the run resumed from an earlier attempt's geometry (``&EXT_RESTART``,
+    engines/recovery.py). Then it is the first such energy of the earliest attempt output
+    (``restart/attempt-N.out``) that printed one: an attempt without one wrote no geometry
+    restart either, so the next one started from the input geometry again. Such a value
+    can come from a lower rung of the SCF ladder, whose smearing may be lower (well under
+    1 meV for the gapped perovskites, see recovery.LADDER). None when those outputs are
+    gone."""
+    from perovskite_defects.engines.recovery import RESTART_DIR
+
+    inp = run_dir / INPUT_NAME
+    if not (inp.is_file() and re.search(r"^\s*&EXT_RESTART\b", inp.read_text(), re.M | re.I)):
+        return _first_converged_energy(text)
+    attempts = sorted(
+        (run_dir / RESTART_DIR).glob("attempt-*.out"),
+        key=lambda path: int(re.sub(r"\D", "", path.stem) or -1),
+    )
+    for path in attempts:
+        energy = _first_converged_energy(path.read_text(errors="replace"))
+        if energy is not None:
+            return energy
+    log.warning(
+        "%s: resumed optimisation without its first step's output: no initial energy", run_dir
+    )
+    return None
+
+
+def _first_converged_energy(text: str) -> float | None:
+    """First total energy of an output (eV), if the SCF before it converged."""
+    found = _ENERGY_RE.search(text)
+    if not found:
+        return None
+    before = text[: found.start()]
+    if "SCF run NOT converged" in before or "SCF run converged" not in before:
+        return None
+    return float(found.group(1)) * HARTREE_TO_EV
 
 
 _FORCES_RE = re.compile(r"ATOMIC FORCES in \[a\.u\.\]\s*\n\s*\n\s*# Atom.*?\n(.*?)SUM OF", re.S)

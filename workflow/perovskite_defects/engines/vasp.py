@@ -497,6 +497,7 @@ def parse_vasp_dir(path: str | Path) -> CalcRecord:
         engine="vasp",
         engine_version=generator.get("version", "unknown") or "unknown",
         energy=float(vrun.final_energy),
+        initial_energy=vrun.initial_energy if vrun.is_relaxation else None,
         charge=charge if charge is not None else 0,
         scf_converged=vrun.converged_electronic,
         geometry_converged=vrun.converged_ionic,

@@ -54,6 +54,8 @@ class VasprunData:
     n_electronic_steps: int = 0  # of the last ionic step
     ionic_energies: dict[str, float] = field(default_factory=dict)
     last_scstep_energies: dict[str, float] = field(default_factory=dict)
+    first_ionic_energies: dict[str, float] = field(default_factory=dict)
+    first_scstep_energies: dict[str, float] = field(default_factory=dict)
     lattice: np.ndarray | None = None
     frac_coords: np.ndarray | None = None
     eigenvalues: dict[int, np.ndarray] | None = None
@@ -68,15 +70,15 @@ class VasprunData:
         """
         if "e_0_energy" not in self.ionic_energies:
             raise EngineError(f"{self.path}: no ionic step with an energy in vasprun")
-        total = self.ionic_energies["e_0_energy"]
-        last = self.last_scstep_energies
-        if "e_0_energy" in last and "e_fr_energy" in last and "e_fr_energy" in self.ionic_energies:
-            fixed = round(
-                last["e_0_energy"] - last["e_fr_energy"] + self.ionic_energies["e_fr_energy"], 8
-            )
-            if abs(total - fixed) > 1e-7:
-                return fixed
-        return total
+        return _sigma_zero(self.ionic_energies, self.last_scstep_energies)
+
+    @property
+    def initial_energy(self) -> float | None:
+        """energy(sigma->0) of the first ionic step (the input geometry), with the same fix
+        as :attr:`final_energy`; None when the file has no ionic step with an energy."""
+        if "e_0_energy" not in self.first_ionic_energies:
+            return None
+        return _sigma_zero(self.first_ionic_energies, self.first_scstep_energies)
 
     @property
     def converged_electronic(self) -> bool:
@@ -139,6 +141,11 @@ def read_vasprun(path: str | Path) -> VasprunData:
         data.n_ionic_steps = calcs.count
         if calcs.last is not None:
             _last_calculation(ET.fromstring(calcs.last), data)
+        if calcs.first is not None and calcs.count > 1:
+            _first_calculation(ET.fromstring(calcs.first), data)
+        else:  # one ionic step: it is its own start
+            data.first_ionic_energies = dict(data.ionic_energies)
+            data.first_scstep_energies = dict(data.last_scstep_energies)
     except ET.ParseError as err:
         raise EngineError(f"{p}: cannot parse vasprun ({err}); truncated or corrupt?") from err
     except (OSError, EOFError, zlib.error) as err:
@@ -153,15 +160,16 @@ def read_vasprun(path: str | Path) -> VasprunData:
 class _Calculations:
     """Cuts the ``<calculation>`` blocks (one per ionic step) out of the byte stream.
 
-    Only the last one is kept (as bytes) and parsed, at the end; the others are only
-    counted. A long relaxation is thousands of blocks, whose element-by-element parsing
-    would dominate the reading time.
+    Only the first (the energy of the input geometry) and the last one are kept (as bytes)
+    and parsed, at the end; the others are only counted. A long relaxation is thousands of
+    blocks, whose element-by-element parsing would dominate the reading time.
     """
 
     START, END = b"<calculation>", b"</calculation>"
 
     def __init__(self) -> None:
         self.count = 0
+        self.first: bytes | None = None
         self.last: bytes | None = None
         self.open = False
 
@@ -192,6 +200,8 @@ class _Calculations:
                     self.open = False
                     self.count += 1
                     self.last = b"".join(current)
+                    if self.first is None:
+                        self.first = self.last
             if not self.open and len(buf) > _KEEP:
                 yield buf[:-_KEEP]
                 buf = buf[-_KEEP:]
@@ -212,6 +222,27 @@ def _last_calculation(calc: ET.Element, data: VasprunData) -> None:
     eigenvalues = calc.find("eigenvalues")
     if eigenvalues is not None:
         data.eigenvalues = _eigenvalues(eigenvalues)
+
+
+def _first_calculation(calc: ET.Element, data: VasprunData) -> None:
+    """Energies of the first ionic step (the input geometry of a relaxation)."""
+    steps = calc.findall("scstep")
+    if steps:
+        data.first_scstep_energies = _energies(steps[-1].find("energy"))
+    data.first_ionic_energies = _energies(calc.find("energy"))
+
+
+def _sigma_zero(ionic: dict[str, float], last_scstep: dict[str, float]) -> float:
+    """energy(sigma->0) of one ionic step, rebuilt from its last electronic step where
+    VASP wrote a wrong ``e_0_energy`` (see :attr:`VasprunData.final_energy`)."""
+    total = ionic["e_0_energy"]
+    if "e_0_energy" in last_scstep and "e_fr_energy" in last_scstep and "e_fr_energy" in ionic:
+        fixed = round(
+            last_scstep["e_0_energy"] - last_scstep["e_fr_energy"] + ionic["e_fr_energy"], 8
+        )
+        if abs(total - fixed) > 1e-7:
+            return fixed
+    return total
 
 
 def _filtered_chunks(path: Path, data: VasprunData):

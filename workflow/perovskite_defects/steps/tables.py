@@ -11,6 +11,8 @@ from typing import Any
 from perovskite_defects.corrections.dielectric import describe as describe_dielectric
 from perovskite_defects.corrections.dielectric import effective_dielectric
 from perovskite_defects.defects.distinct_sites import DefectCell
+from perovskite_defects.defects.local_environment import FILE_NAME as LOCAL_ENVIRONMENT
+from perovskite_defects.defects.local_environment import geometry_summary
 from perovskite_defects.defects.local_environment import (
     write_table as write_local_environment_table,
 )
@@ -37,7 +39,7 @@ log = logging.getLogger("perovskite_defects")
 
 def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
     """The defect charge states of a host from their folders (record, cell, correction,
-    defect states), failed ones included."""
+    defect states, local geometry), failed ones included."""
     runs = []
     for directory in map(Path, defect_dirs):
         cell = DefectCell.from_json(directory / DEFECT_CELL)
@@ -50,6 +52,10 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
                 keep = {k: data[k] for k in DefectStates.__dataclass_fields__ if k in data}
                 keep["in_gap_states"] = [tuple(x) for x in keep["in_gap_states"]]
                 states = DefectStates(**keep)
+        geometry = None
+        if (directory / LOCAL_ENVIRONMENT).is_file():
+            local = json.loads((directory / LOCAL_ENVIRONMENT).read_text())
+            geometry = geometry_summary(local["geometry"]) if "geometry" in local else None
         runs.append(
             DefectRun(
                 name=cell.name,
@@ -59,6 +65,7 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
                 # a failed run's correction.json holds no total
                 correction=None if correction.get("total") is None else float(correction["total"]),
                 states=states,
+                local_geometry=geometry,
             )
         )
     return runs
@@ -133,7 +140,7 @@ def tables(
     write_markdown(res.formation_rows, out_dir / "formation_energies.md", title, notes)
     write_csv(res.level_rows, out_dir / "transition_levels.csv")
     title = "Charge-transition levels"
-    write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes)
+    write_markdown(res.level_rows, out_dir / "transition_levels.md", title, notes + res.level_notes)
     conc_notes = _concentration_notes(conc, carrier_note)
     fermi = res.fermi_rows()
     write_csv(fermi, out_dir / "fermi_level.csv")

@@ -38,6 +38,11 @@ from perovskite_defects.thermodynamics.formation import (
     transition_levels,
 )
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.relaxation import (
+    RELAXATION_KEY,
+    add_unrelaxed_levels,
+    relaxation_notes,
+)
 from perovskite_defects.thermodynamics.rows import DEFECT, formation_energy_table
 from perovskite_defects.thermodynamics.trap_classes import (
     TRAP_CLASS,
@@ -62,6 +67,8 @@ class DefectRun:
         multiplicity: equivalent sites per supercell from the defect generator.
         correction: finite-size correction (eV) added to the energy; None for a failed run.
         states: character of the defect states, None where not analysed.
+        local_geometry: one-line summary of the cell's local geometry against the host
+            (``defects.local_environment.geometry_summary``), None where not analysed.
     """
 
     name: str
@@ -70,6 +77,7 @@ class DefectRun:
     multiplicity: float
     correction: float | None
     states: DefectStates | None = None
+    local_geometry: str | None = None
 
     @property
     def charge(self) -> int:
@@ -90,7 +98,10 @@ class HostResults:
         entries: one formation-energy entry per defect and charge (missing ones kept).
         levels: defect -> transition levels, None where a failed charge state could hide one.
         lines_by_limit: limit -> defect -> {q: E_f at E_F = VBM} (eV), for the plots.
-        formation_rows, level_rows: the rows of formation_energies and transition_levels.
+        formation_rows, level_rows: the rows of formation_energies and transition_levels
+            (a relaxed study adds each cell's relaxation energy and local geometry, and each
+            level's unrelaxed position and class: thermodynamics/relaxation.py).
+        level_notes: notes of the level table (what relaxation changed), [] if unrelaxed.
         sites: defect -> site density and degeneracies for the concentrations.
         dopants: defect -> the foreign elements it adds ([] for a native defect).
         limit_names: the chemical-potential limits, in the study's order.
@@ -110,6 +121,7 @@ class HostResults:
     band_edges: BandEdges
     with_dopants: list[LimitResult] = field(default_factory=list)
     native_only: list[LimitResult] = field(default_factory=list)
+    level_notes: list[str] = field(default_factory=list)
 
     @property
     def deep_defects(self) -> list[str]:
@@ -154,6 +166,7 @@ class HostResults:
             },
             "formation_rows": [dict(row) for row in self.formation_rows],
             "level_rows": [dict(row) for row in self.level_rows],
+            "level_notes": list(self.level_notes),
             "sites": {
                 name: asdict(site) | {"spin_degeneracy": _str_keys(site.spin_degeneracy)}
                 for name, site in self.sites.items()
@@ -181,6 +194,7 @@ class HostResults:
             },
             formation_rows=[dict(row) for row in data["formation_rows"]],
             level_rows=[dict(row) for row in data["level_rows"]],
+            level_notes=list(data.get("level_notes", [])),
             sites={
                 name: DefectSite(**(site | {"spin_degeneracy": _int_keys(site["spin_degeneracy"])}))
                 for name, site in data["sites"].items()
@@ -298,17 +312,19 @@ def host_results(
                 DefectChargeEntry.missing(run.name, run.charge, limits.limit_names, reason)
             )
             continue
-        entries.append(
-            DefectChargeEntry.from_records(
-                run.name,
-                run.record,
-                bulk,
-                dict(run.atoms_added),
-                limits.limits,
-                correction=run.correction,
-                vbm=edges.vbm,
-            )
+        entry = DefectChargeEntry.from_records(
+            run.name,
+            run.record,
+            bulk,
+            dict(run.atoms_added),
+            limits.limits,
+            correction=run.correction,
+            vbm=edges.vbm,
         )
+        if run.record.relaxation_energy is not None:
+            entry.extra[RELAXATION_KEY] = run.record.relaxation_energy
+            entry.extra["local_geometry"] = run.local_geometry
+        entries.append(entry)
         spins.setdefault(run.name, {})[run.charge] = spin_degeneracy(run.record.nelect)
         sites[run.name] = DefectSite(
             run.name,
@@ -319,16 +335,22 @@ def host_results(
         if run.states is not None:
             states[(run.name, run.charge)] = run.states
     levels, lines_by_limit = _levels(entries, limits.limit_names, edges.gap)
+    level_rows = transition_level_rows(levels, edges.gap, shallow_threshold, states)
+    first = limits.limit_names[0]  # levels do not depend on the limit
+    add_unrelaxed_levels(level_rows, levels, entries, first, edges.gap, shallow_threshold)
     results = HostResults(
         entries=entries,
         levels=levels,
         lines_by_limit=lines_by_limit,
         formation_rows=formation_energy_table(entries, limits.limit_names),
-        level_rows=transition_level_rows(levels, edges.gap, shallow_threshold, states),
+        level_rows=level_rows,
         sites=sites,
         dopants=dopants,
         limit_names=list(limits.limit_names),
         band_edges=edges,
+        level_notes=relaxation_notes(
+            level_rows, levels, entries, first, edges.gap, shallow_threshold
+        ),
     )
     if bands is not None:
         results.with_dopants = solve_limits(

@@ -18,6 +18,8 @@ Row = dict[str, Any]
 DEFECT = "defect"
 CHARGE = "charge"
 CORRECTION = "correction (eV)"
+RELAXATION = "relaxation energy (eV)"
+LOCAL_GEOMETRY = "local geometry (Å)"
 CONVERGED = "converged"
 TRANSITION = "q/q'"
 LEVEL = "level above VBM (eV)"
@@ -37,7 +39,10 @@ def formation_energy_table(
     """One row per defect charge state.
 
     Columns: defect, charge, ``E_f[<limit>] (eV)`` per limit (E_F at the VBM), correction,
-    converged (True, False, or "missing" for a calculation that is absent or failed).
+    converged (True, False, or "missing" for a calculation that is absent or failed). When
+    any entry was relaxed, also: relaxation energy (E_relaxed - E_unrelaxed of the defect
+    cell, the entry's ``extra["relaxation_energy"]``) and local geometry (its
+    ``extra["local_geometry"]``: the key distance against the host's).
 
     Args:
         rows: the entries, in the order they should appear.
@@ -49,6 +54,7 @@ def formation_energy_table(
         for entry in rows:
             seen.update(dict.fromkeys(entry.formation_energies))
         limits = list(seen)
+    relaxed = any(entry.extra.get("relaxation_energy") is not None for entry in rows)
     table = []
     for entry in rows:
         row: Row = {DEFECT: entry.name, CHARGE: int(entry.charge)}
@@ -56,6 +62,9 @@ def formation_energy_table(
             value = None if entry.is_missing else entry.formation_energies.get(limit)
             row[formation_energy_column(limit)] = value
         row[CORRECTION] = None if entry.is_missing else entry.correction
+        if relaxed:
+            row[RELAXATION] = entry.extra.get("relaxation_energy")
+            row[LOCAL_GEOMETRY] = entry.extra.get("local_geometry")
         if entry.is_missing:
             # "failed: <reason>" when the entry says why, else "missing".
             row[CONVERGED] = entry.note if entry.note.startswith("failed") else MISSING
