@@ -15,6 +15,7 @@ from typing import Any
 from perovskite_defects.engines.atomic_populations import cp2k_record_populations
 from perovskite_defects.engines.base import CalcRecord, EngineError
 from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
+from perovskite_defects.engines.recovery import RESTART_DIR
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ def _initial_energy(run_dir: Path, text: str) -> float | None:
     can come from a lower rung of the SCF ladder, whose smearing may be lower (well under
     1 meV for the gapped perovskites, see recovery.LADDER). None when those outputs are
     gone."""
-    from perovskite_defects.engines.recovery import RESTART_DIR
-
     inp = run_dir / INPUT_NAME
     if not (inp.is_file() and re.search(r"^\s*&EXT_RESTART\b", inp.read_text(), re.M | re.I)):
         return _first_converged_energy(text)
