@@ -50,7 +50,7 @@ STABLE_HOSTS = [
 
 
 def host_params(params_function, plans=HOST_PLANS):
-    """Named rule params of a per-host step: one per key of ``params_function(CONFIG,
+    """Params of a per-host step, named by the keys of ``params_function(CONFIG,
     plan)`` (steps/params.py), computed once per host."""
     per_host = functools.lru_cache(maxsize=None)(
         lambda host: params_function(CONFIG, plans[host])

@@ -104,14 +104,19 @@ def host_structure_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostS
     return {"host": plan_params(plan)}
 
 
-class HostInputsParams(TypedDict):
+class HostEngineParams(TypedDict):
     host: dict[str, Any]
     engine: dict[str, Any]
 
 
 @_params
-def host_inputs_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostInputsParams:
+def host_inputs_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostEngineParams:
+    """The host's plan and the engine: what an end member's unit-cell inputs read."""
     return {"host": plan_params(plan), "engine": engine_inputs(config)}
+
+
+# the bulk supercell's inputs read the same: its host's plan and the engine
+bulk_inputs_params = host_inputs_params
 
 
 class EngineParams(TypedDict):
@@ -135,16 +140,6 @@ def host_stability_params(config: Mapping[str, Any], plan: AnyHostPlan) -> HostS
         "stability": dict(plan.settings.get("stability") or {}),
         "engine": engine_inputs(config),
     }
-
-
-class BulkInputsParams(TypedDict):
-    host: dict[str, Any]
-    engine: dict[str, Any]
-
-
-@_params
-def bulk_inputs_params(config: Mapping[str, Any], plan: AnyHostPlan) -> BulkInputsParams:
-    return {"host": plan_params(plan), "engine": engine_inputs(config)}
 
 
 class HostDielectricParams(TypedDict):
