@@ -18,9 +18,10 @@ from perovskite_defects.reporting.cited import density, energy
 from perovskite_defects.reporting.tables import read_csv
 
 TINY = tiny()
-# The default (fast) level relaxes its defects: this run keeps that path (tiny.yaml turns it
-# off for the other workflow tests, for speed).
-del TINY["cp2k"]["settings"]["relax_radius"]
+# This run relaxes its defects (relax_radius 6 Å, as the accurate level does), so the relaxed
+# path (relaxation energies, unrelaxed levels) runs end to end; tiny.yaml keeps the other
+# workflow tests unrelaxed, for speed, as the fast level is.
+TINY["cp2k"]["settings"]["relax_radius"] = 6.0
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -89,7 +90,7 @@ def test_vacancy_energies_are_converged_and_finite_at_both_limits(tables: Path) 
 
 @pytest.mark.slow
 def test_relaxed_defects_keep_their_unrelaxed_energy(tables: Path) -> None:
-    """Every defect was relaxed (the default) and its table row gives E_relaxed - E_first
+    """Every defect was relaxed (relax_radius 6 Å above) and its table row gives E_relaxed - E_first
     geometry. In the 5-atom cell every atom sits on a site whose symmetry cancels its force,
     so nothing moves and the relaxation energy is SCF noise (measured: |E| <= 0.6 meV,
     2026-12-01)."""
