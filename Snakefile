@@ -21,6 +21,18 @@ include: "workflow/rules/plots.smk"
 include: "workflow/rules/report.smk"
 
 
+# Rules that only read small result files and take seconds run where Snakemake runs, never
+# through a cluster queue, where each would wait for a slot (on the SLURM test: ~25 s of
+# submission and polling per job, five of them in a row after the last DFT job).
+localrules:
+    all,
+    chemical_potentials,
+    tables,
+    aggregate_tables,
+    plots,
+    findings,
+
+
 rule all:
     default_target: True
     input:
