@@ -89,6 +89,9 @@ def test_unsourced_phases_of_a_system() -> None:
     assert unsourced_phases({"Cs", "Sn", "Br"}, []) == ["SnBr4", "Cs2SnBr6"]
     assert unsourced_phases({"Cs", "Sn", "Cl"}, ["SnCl2"]) == ["SnCl4", "Cs2SnCl6"]
     assert "Cs4PbI6" in unsourced_phases({"Cs", "Pb", "I"}, [])
+    # PbBr2 and PbCl2 are shipped: only the Cs-rich and Pb-rich ternaries are left
+    assert unsourced_phases({"Cs", "Pb", "Br"}, []) == ["Cs4PbBr6", "CsPb2Br5"]
+    assert unsourced_phases({"Cs", "Pb", "Cl"}, []) == ["Cs4PbCl6", "CsPb2Cl5"]
 
 
 def test_chemical_potential_step_writes_the_bounds(tmp_path) -> None:

@@ -22,7 +22,7 @@ cuts the region; it is exact in the sense that no ΔH_P can move the limit furth
 
 The phases listed in :data:`UNSOURCED_PHASES` are known compounds of Cs-Sn-Pb-halide systems
 (docs/sweeps.md, "Not shipped") for which no structure from a citable source is shipped;
-SnI2, SnI4 and SnBr2 left this list when their sourced files were added
+SnI2, SnI4, SnBr2, PbCl2 and PbBr2 left this list when their sourced files were added
 (structures/phases/, tests/test_phases.py).
 """
 
@@ -36,7 +36,7 @@ from pymatgen.core import Composition
 
 #: Known phases of the Cs/Sn/Pb-halide systems without a shipped, sourced structure file.
 UNSOURCED_PHASES: tuple[str, ...] = (
-    "SnBr4", "SnCl2", "SnCl4", "PbBr2", "PbCl2",
+    "SnBr4", "SnCl2", "SnCl4",
     "Cs2SnBr6", "Cs2SnCl6", "Cs4PbI6", "Cs4PbBr6", "Cs4PbCl6",
     "CsPb2I5", "CsPb2Br5", "CsPb2Cl5",
 )  # fmt: skip
