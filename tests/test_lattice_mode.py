@@ -227,6 +227,8 @@ def test_relaxed_alloy_supercell_with_cp2k(tmp_path: Path, cp2k_binary: str) -> 
     tiny settings of the workflow tests, then the bulk and a defect built on it."""
     study = {**SWEEP, "sweep": {"compositions": [{"A": "Cs", "X": "I", "x": 0.5}]}}
     study["cp2k"] = tiny_cp2k()
+    # One DFT job: both cores go to it (one rank took 210 s of CI time, 2026-12-01).
+    study["resources"] = {"mpi_ranks": 2}
     base = f"results/relax2/{ALLOY}"
     targets = (f"{base}/bulk/calc.json", f"{base}/defects/manifest.tsv")
     proc = snakemake(tmp_path, study, "--cores", "2", *targets, timeout=900)

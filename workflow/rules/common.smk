@@ -4,6 +4,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from snakemake.exceptions import WorkflowError
 
 # The package is importable from the checkout even when it is not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
@@ -180,7 +181,12 @@ if not workflow.local_exec and CONFIG["resources"]["mpi_ranks"] == 0:
 def dft_threads():
     """MPI ranks of one DFT job: the configured number, or all cores given to Snakemake."""
     ranks = CONFIG["resources"]["mpi_ranks"]
-    return ranks if ranks > 0 else max(1, workflow.cores)
+    if ranks > 0:
+        return ranks
+    try:
+        return max(1, workflow.cores)
+    except WorkflowError:  # no --cores: a command that runs no job (--report, --lint)
+        return 1
 
 
 def dft_mem_mb(threads, attempt):
