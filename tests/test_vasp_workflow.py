@@ -28,8 +28,8 @@ from perovskite_defects.engines.base import CalcRecord
 
 
 def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None):
-    """The shared workflow runner on one core (VASP settings of the caller's shell dropped)."""
-    return workflow_runner.snakemake(workdir, config, "--cores", "1", *args, timeout=1800, env=env)
+    """The shared workflow runner on two cores (VASP settings of the caller's shell dropped)."""
+    return workflow_runner.snakemake(workdir, config, "--cores", "2", *args, timeout=1800, env=env)
 
 
 def _incar(folder: Path) -> dict:
