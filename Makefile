@@ -9,6 +9,10 @@ VENV ?= .venv
 CORES ?= all
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# OpenMPI refuses to start as root unless told to; containers and fresh cloud machines often
+# run as root. Ignored for other users.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
 .PHONY: run test test-long test-quick test-slurm setup setup-test cp2k gpaw lint clean
 
