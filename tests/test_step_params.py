@@ -294,3 +294,12 @@ def test_key_order_of_the_config_changes_no_param() -> None:
         else:
             reprs = [repr(function(c)) for c in configs]
         assert reprs[0] == reprs[1], name
+
+
+def test_only_light_rules_skip_the_cluster_queue(workflow: Any) -> None:
+    """The localrules run on the submitting node: only rules that read small result files
+    (no DFT, no structure building, no potential grids) may be among them."""
+    light = {"all", "chemical_potentials", "tables", "aggregate_tables", "plots", "findings"}
+    assert set(workflow._localrules) == light
+    rules = {rule.name for rule in workflow.rules}
+    assert light <= rules  # Snakemake only warns about a localrule that names no rule
