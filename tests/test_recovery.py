@@ -169,32 +169,32 @@ def test_killed_relaxation_resumes_from_its_last_geometry(tmp_path: Path, cp2k_b
     """Kill a cell relaxation after its first step (as a walltime kill would); the rerun
     starts from the saved geometry and ends where an uninterrupted run ends."""
     config = _config()
-    # The uninterrupted run goes beside the killed one, each on one core (CI time).
-    pool = ThreadPoolExecutor(max_workers=1)
-    full = _prepare(tmp_path / "full", config, "relax_cell", a=6.6)
-    uninterrupted_run = pool.submit(steps_calculations.run_calculation, full, **_run(config))
-    calc = _prepare(tmp_path / "killed", config, "relax_cell", a=6.6)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _RUN_SCRIPT % TINY_SETTINGS, str(calc)],
-        env=environment(),
-        start_new_session=True,  # its own process group: the kill takes CP2K with it
-    )
-    restart = calc / "cp2k-1.restart"
-    deadline = time.time() + 1200
-    while time.time() < deadline and proc.poll() is None:
-        if restart.is_file() and "&END COORD" in restart.read_text(errors="replace"):
-            break
-        time.sleep(0.5)
-    assert proc.poll() is None, "the relaxation finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (calc / "record.json").exists()
-    killed_at = cp2k_output._final_structure(calc, "").lattice.a
-    assert killed_at < 6.6 - 1e-3  # the first step moved the cell
+    # The uninterrupted run goes beside the killed one, each on one core (CI time); the
+    # with-block waits for it even when an assertion fails first.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        full = _prepare(tmp_path / "full", config, "relax_cell", a=6.6)
+        uninterrupted_run = pool.submit(steps_calculations.run_calculation, full, **_run(config))
+        calc = _prepare(tmp_path / "killed", config, "relax_cell", a=6.6)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RUN_SCRIPT % TINY_SETTINGS, str(calc)],
+            env=environment(),
+            start_new_session=True,  # its own process group: the kill takes CP2K with it
+        )
+        restart = calc / "cp2k-1.restart"
+        deadline = time.time() + 1200
+        while time.time() < deadline and proc.poll() is None:
+            if restart.is_file() and "&END COORD" in restart.read_text(errors="replace"):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the relaxation finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (calc / "record.json").exists()
+        killed_at = cp2k_output._final_structure(calc, "").lattice.a
+        assert killed_at < 6.6 - 1e-3  # the first step moved the cell
 
-    resumed = steps_calculations.run_calculation(calc, **_run(config))
-    uninterrupted = uninterrupted_run.result(timeout=1200)
-    pool.shutdown()
+        resumed = steps_calculations.run_calculation(calc, **_run(config))
+        uninterrupted = uninterrupted_run.result(timeout=1200)
     inp = (calc / "cp2k.inp").read_text()
     assert "RESTART_FILE_NAME restart/cp2k-1.restart" in inp
     assert resumed.extra["recovery"]["resumed_from"] == ["geometry", "wavefunction"]
