@@ -34,6 +34,7 @@ from phonopy.structure.symmetry import symmetrize_borns_and_epsilon
 from pymatgen.core import Structure
 from pymatgen.io.phonopy import get_phonopy_structure
 
+from perovskite_defects.hosts.field_symmetry import field_axes, full_tensors
 from perovskite_defects.hosts.phonons import (
     DEFAULT_DISPLACEMENT,
     ZERO_FREQUENCY_THZ,
@@ -69,9 +70,10 @@ class IonicPartUndefinedError(ValueError):
 def born_charges_from_forces(
     forces_plus: Sequence[np.ndarray], forces_minus: Sequence[np.ndarray], field: float
 ) -> np.ndarray:
-    """Z* (N, 3, 3) in e, row a = field direction: (F+_k,b - F-_k,b) / (2 E).
+    """Z* rows (N, n_fields, 3) in e, row a = field direction: (F+_k,b - F-_k,b) / (2 E).
 
-    ``forces_plus[a]`` are the forces (eV/Å) under the field +E along axis a (V/Å).
+    ``forces_plus[a]`` are the forces (eV/Å) under the field +E along the a-th measured
+    axis (V/Å); with all three axes in order the result is the full Z* (N, 3, 3).
     """
     plus = np.asarray(forces_plus, dtype=float)  # (3, N, 3): field axis, atom, force axis
     minus = np.asarray(forces_minus, dtype=float)
@@ -83,21 +85,25 @@ def eps_inf_from_dipoles(
     dipoles_minus: Sequence[np.ndarray],
     field: float,
     lattice: np.ndarray,
+    axes: Sequence[int] = (0, 1, 2),
 ) -> np.ndarray:
-    """eps_inf (3x3) from Berry-phase dipoles (e Å) under +/-E along each axis (V/Å).
+    """Columns ``axes`` of eps_inf, shape (len(axes), 3), from Berry-phase dipoles (e Å).
 
-    The Berry-phase dipole is defined modulo e times a lattice vector; the difference is
-    folded back to its shortest representative before use.
+    ``dipoles_plus[i]`` is the dipole under +E (V/Å) along axis ``axes[i]``. With the
+    default axes the rows are the three columns of the full tensor, i.e. its transpose
+    (eps_inf is symmetric). The Berry-phase dipole is defined modulo e times a lattice
+    vector; the difference is folded back to its shortest representative before use.
     """
     lattice = np.asarray(lattice, dtype=float)
     volume = abs(np.linalg.det(lattice))
-    eps = np.eye(3)
-    for b in range(3):
-        delta = np.asarray(dipoles_plus[b], float) - np.asarray(dipoles_minus[b], float)
+    columns = np.zeros((len(axes), 3))
+    for i, b in enumerate(axes):
+        delta = np.asarray(dipoles_plus[i], float) - np.asarray(dipoles_minus[i], float)
         frac = delta @ np.linalg.inv(lattice)
         delta = (frac - np.round(frac)) @ lattice
-        eps[:, b] += delta / (2.0 * field) / (EPS0_E_PER_V_ANGSTROM * volume)
-    return eps
+        columns[i] = delta / (2.0 * field) / (EPS0_E_PER_V_ANGSTROM * volume)
+        columns[i, b] += 1.0
+    return columns
 
 
 def acoustic_sum_rule(born: np.ndarray) -> tuple[np.ndarray, float]:
@@ -180,21 +186,30 @@ class DielectricResult:
 
 
 def field_response(
-    supercell: Structure, run: FieldRun, field: float
+    supercell: Structure, run: FieldRun, field: float, axes: Sequence[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw Z* (supercell atoms) and eps_inf from six finite-field runs (+/-E along x, y, z)."""
+    """Raw Z* (supercell atoms) and eps_inf from finite-field runs at +/-E.
+
+    Only the field axes the supercell's symmetry does not relate are run
+    (:func:`~perovskite_defects.hosts.field_symmetry.field_axes`: x alone in a cubic
+    cell, 2 runs; all three in a triclinic one, 6 runs); the other rows follow from the
+    symmetry operations. ``axes`` overrides the choice.
+    """
+    axes = list(field_axes(supercell) if axes is None else axes)
     forces: dict[str, list[np.ndarray]] = {"+": [], "-": []}
     dipoles: dict[str, list[np.ndarray]] = {"+": [], "-": []}
-    for a in range(3):
+    for a in axes:
         for sign, s in (("+", 1.0), ("-", -1.0)):
             vector = np.zeros(3)
             vector[a] = s * field
             f, d = run(supercell, f"field{sign}{AXES[a]}", vector)
             forces[sign].append(np.asarray(f))
             dipoles[sign].append(np.asarray(d))
-    born = born_charges_from_forces(forces["+"], forces["-"], field)
-    eps = eps_inf_from_dipoles(dipoles["+"], dipoles["-"], field, supercell.lattice.matrix)
-    return born, eps
+    rows = born_charges_from_forces(forces["+"], forces["-"], field)
+    columns = eps_inf_from_dipoles(
+        dipoles["+"], dipoles["-"], field, supercell.lattice.matrix, axes
+    )
+    return full_tensors(supercell, axes, rows, columns)
 
 
 def compute_dielectric(
