@@ -177,3 +177,40 @@ def test_live_shakenbreak_agrees() -> None:
         assert ours.neighbours == [int(a[0]) for a in theirs["distorted_atoms"]]
         for a, b in zip(ours.structure, theirs["distorted_structure"], strict=True):
             assert a.distance(b) < 1e-6
+
+
+def test_cli_distort_writes_trials_and_record(tmp_path: Path, capsys) -> None:
+    from perovskite_defects.cli import main
+
+    out = tmp_path / "trials"
+    argv = ["distort", str(REF_DIR / "V_I.POSCAR"), "--site", "0.25", "0.25", "0.5"]
+    argv += ["--charge", "-1", "--defect", "V_I", "--distortions", "screen", "--out", str(out)]
+    assert main(argv + ["--bulk", str(REF_DIR / "bulk.POSCAR")]) == 0
+    record = json.loads((out / "distortions.json").read_text())
+    assert record["n_distorted_neighbours"] == 2  # V_I(-1): two electrons beyond V_I(+1)
+    labels = [t["label"] for t in record["trials"]]
+    assert labels == [distortion_label(d) for d in (-0.4, -0.2, 0.0, 0.2, 0.4)]
+    first = Structure.from_file(out / record["trials"][0]["file"])
+    assert len(first) == 39
+    assert record["trials"][0]["distances_after"] == pytest.approx([0.6 * 3.145] * 2)
+    assert record["trials"][0]["rattle_stdev"] == pytest.approx(0.3145)
+    assert "Bond_Distortion_-40.0%.POSCAR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--site", "99", "--defect", "I_i"], "defect site index 99 is not a site"),
+        (["--site", "1", "2", "--defect", "I_i"], "--site 1 2: give one atom index"),
+        (["--site", "40", "--neighbours", "2", "--distortions", "0.3,1.5"], "distortion 1.5"),
+        (["--site", "40", "--distortions", "big", "--neighbours", "2"], "--distortions big"),
+        (["--site", "40"], "give --defect"),
+    ],
+)
+def test_cli_distort_bad_input(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
+    from perovskite_defects.cli import main
+
+    argv = ["distort", str(REF_DIR / "I_i.POSCAR"), "--charge", "0", "--out", str(tmp_path)]
+    assert main(argv + extra) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
