@@ -2,8 +2,9 @@
 
 Run with the interpreter that has ShakeNBreak (see README.md in this folder):
     /tmp/doped-venv/bin/python tests/data/shakenbreak_3.4.4_recorded/make_reference.py
-Writes reference.json: per defect, ShakeNBreak's own neighbour counts per charge state
-(Distortions.from_structures + apply_distortions, the path a user takes) and the
+Writes reference.json: per defect, ShakeNBreak's own neighbour counts, trial labels and
+rattle stdev per charge state (Distortions.from_structures + apply_distortions, the path
+a user takes) and the
 bond-distorted coordinates (of the sites that moved) of
 shakenbreak.distortions.distort (no rattle) for every
 default bond distortion and neighbour count 1..4.
@@ -26,14 +27,24 @@ OXIDATION = {"Cs": 1, "Pb": 2, "I": -1, "Na": 1}
 DISTORTIONS = [round(0.1 * k, 1) for k in range(-6, 7)]
 
 
-def _counts(name: str, structure: Structure, bulk: Structure, where) -> dict[str, int]:
-    """ShakeNBreak's number of distorted neighbours per charge state of one defect."""
+def _user_path(structure: Structure, bulk: Structure, where) -> dict:
+    """What ShakeNBreak's user path gives per charge state of one defect: the number of
+    distorted neighbours, the trial labels, and the rattle stdev it chose."""
     dist = Distortions.from_structures(
         [(structure, where)], bulk=bulk, oxidation_states=dict(OXIDATION)
     )
-    _, meta = dist.apply_distortions(verbose=False)
-    (entry,) = meta["defects"].values()
-    return {str(q): c["num_nearest_neighbours"] for q, c in entry["charges"].items()}
+    trials, meta = dist.apply_distortions(verbose=False)
+    ((_, entry),) = meta["defects"].items()
+    ((_, by_charge),) = trials.items()
+    return {
+        "neighbour_counts": {
+            str(q): c["num_nearest_neighbours"] for q, c in entry["charges"].items()
+        },
+        "trial_labels": {
+            str(q): list(c["structures"]["distortions"]) for q, c in by_charge["charges"].items()
+        },
+        "stdev": float(dist.stdev),
+    }
 
 
 def main() -> None:
@@ -48,9 +59,7 @@ def main() -> None:
         if not name.endswith("_perturbed"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                record["neighbour_counts"] = _counts(
-                    name, structure, bulk, index if index is not None else frac
-                )
+                record.update(_user_path(structure, bulk, index if index is not None else frac))
         for n in (1, 2, 3, 4):
             for d in DISTORTIONS:
                 kwargs = {"site_index": index} if index is not None else {"frac_coords": frac}

@@ -32,10 +32,11 @@ coordinates (to 1e-6 Å) and neighbour counts against a recorded ShakeNBreak run
   neighbours are not rattled; trials with two atoms closer than 1 Å are left out;
   the seed of a trial is 100 x (1 + d) (ShakeNBreak's documented rule).
 
-The rattle differs in detail: ShakeNBreak (through hiphive) accepts a move that comes
-closer than d_min with an error-function probability of width 0.1 Å; here such a move is
-always refused, so no pair ends closer than d_min (random streams differ as well, so
-rattled coordinates are compared by their statistics, not atom by atom).
+Not implemented: ShakeNBreak's extra "Dimer" trial of vacancies (two neighbours set to a
+dimer bond length). The rattle differs in detail: ShakeNBreak (through hiphive) accepts a
+move that comes closer than d_min with an error-function probability of width 0.1 Å; here
+such a move is always refused, so no pair ends closer than d_min (random streams differ
+as well, so rattled coordinates are compared by their statistics, not atom by atom).
 """
 
 from __future__ import annotations
