@@ -218,6 +218,30 @@ def test_cli_distort_writes_trials_and_record(tmp_path: Path, capsys) -> None:
     assert "Bond_Distortion_-40.0%.POSCAR" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("name", "charge"), [("V_I", "0"), ("Na_Pb", "0"), ("I_i", "1")])
+def test_cli_distort_locates_the_defect_against_bulk(
+    tmp_path: Path, name: str, charge: str
+) -> None:
+    """Without --site the defect is found by comparison with --bulk: the same site as the
+    builder's record (cells.json), so the same trials as with --site."""
+    from perovskite_defects.cli import main
+
+    info = CELLS[name]
+    site = [str(info["site_index"])] if info["site_index"] is not None else []
+    site = site or [str(x) for x in info["frac_coords"]]
+    common = ["distort", str(REF_DIR / f"{name}.POSCAR"), "--charge", charge, "--defect", name]
+    common += ["--bulk", str(REF_DIR / "bulk.POSCAR"), "--distortions", "-0.3"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--site", *site, "--out", str(tmp_path / "b")]) == 0
+    located, given = (json.loads((tmp_path / d / "distortions.json").read_text()) for d in "ab")
+    assert located["defect_site_index"] == info["site_index"]
+    if info["site_index"] is None:
+        assert located["vacancy_frac_coords"] == pytest.approx(info["frac_coords"], abs=1e-9)
+    assert (
+        located["trials"][0]["distorted_neighbours"] == given["trials"][0]["distorted_neighbours"]
+    )
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -226,6 +250,9 @@ def test_cli_distort_writes_trials_and_record(tmp_path: Path, capsys) -> None:
         (["--site", "40", "--neighbours", "2", "--distortions", "0.3,1.5"], "distortion 1.5"),
         (["--site", "40", "--distortions", "big", "--neighbours", "2"], "--distortions big"),
         (["--site", "40"], "give --defect"),
+        (["--neighbours", "2"], "give --site, or --bulk"),
+        (["--defect", "V_I", "--bulk", str(REF_DIR / "bulk.POSCAR")], "the cell holds a"),
+        (["--site", "40", "--defect", "I_i", "--bulk", "/nonexistent.cif"], "--bulk /nonexist"),
     ],
 )
 def test_cli_distort_bad_input(tmp_path: Path, capsys, extra: list[str], message: str) -> None:

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from pymatgen.core import Structure
+
+from perovskite_defects.corrections.sites import locate_defect
 from perovskite_defects.defects.distortions import (
     FULL_DISTORTIONS,
     SCREEN_DISTORTIONS,
@@ -21,6 +25,7 @@ from perovskite_defects.defects.distortions import (
     distorted_neighbour_count,
     trial_structures,
 )
+from perovskite_defects.defects.names import parse_name
 
 SETS = {"full": FULL_DISTORTIONS, "screen": SCREEN_DISTORTIONS}
 SUFFIX = {"poscar": "POSCAR", "cif": "cif"}
@@ -31,11 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cell", type=Path, help="defect supercell (any format pymatgen reads)")
     parser.add_argument(
         "--site",
-        required=True,
         nargs="+",
         metavar="S",
         help="the defect atom's index (0-based), or for a vacancy the three fractional "
-        "coordinates of the removed atom",
+        "coordinates of the removed atom; without it the defect is located against --bulk",
     )
     parser.add_argument("--charge", required=True, type=int, help="charge state q")
     parser.add_argument(
@@ -52,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="full (-0.6..+0.6 step 0.1), screen (-0.4, -0.2, 0, 0.2, 0.4) or a comma "
         "list of bond distortions (e.g. -0.3,0.3)",
     )
-    parser.add_argument("--bulk", type=Path, help="bulk supercell: sets the rattle stdev")
+    parser.add_argument(
+        "--bulk",
+        type=Path,
+        help="bulk supercell: sets the rattle stdev, and locates the defect without --site",
+    )
     parser.add_argument("--stdev", type=float, help="rattle stdev in Å (default: 10%% of bond)")
     parser.add_argument("--d-min", type=float, help="rattle minimum distance in Å")
     parser.add_argument("--format", choices=sorted(SUFFIX), default="poscar")
@@ -83,19 +91,41 @@ def _distortions(text: str) -> tuple[float, ...]:
         raise ValueError(f"--distortions {text}: full, screen or numbers like -0.3,0.3") from None
 
 
+def _read(path: Path, what: str) -> Structure:
+    try:
+        return Structure.from_file(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{what} {path}: {str(err).splitlines()[0]}") from None
+
+
+def _located(bulk: Structure, cell: Structure, defect: str | None) -> DefectCentre:
+    """The defect of ``cell`` found by comparison with ``bulk``; its kind must be that of
+    the name ``defect`` where one is given."""
+    kind, frac = locate_defect(bulk, cell)
+    if kind == "complex":
+        raise ValueError("--bulk: the cell differs from the bulk at several sites; give --site")
+    if defect is not None and "+" not in defect and parse_name(defect)[0] != kind:
+        raise ValueError(f"--defect {defect}: the cell holds a {kind}, located against --bulk")
+    if kind == "vacancy":
+        x, y, z = (float(v) for v in frac)
+        return DefectCentre(vacancy_frac=(x, y, z))
+    dists = cell.lattice.get_all_distances([frac], cell.frac_coords)[0]
+    return DefectCentre(site_index=int(np.argmin(dists)))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build and write the trials; the JSON record written to distortions.json."""
-    from pymatgen.core import Structure
-
     if (args.defect is None) == (args.neighbours is None):
         raise ValueError("give --defect (neighbours from the charge) or --neighbours, not both")
-    centre = _centre(list(args.site))
-    try:
-        cell = Structure.from_file(args.cell)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cell {args.cell}: {str(err).splitlines()[0]}") from None
+    cell = _read(args.cell, "cell")
+    bulk = _read(args.bulk, "--bulk") if args.bulk else None
+    if args.site:
+        centre = _centre(list(args.site))
+    elif bulk is not None:
+        centre = _located(bulk, cell, args.defect)
+    else:
+        raise ValueError("give --site, or --bulk to locate the defect")
     centre.frac(cell)  # checks the site index against the cell
-    bulk = Structure.from_file(args.bulk) if args.bulk else None
     if args.defect is not None:
         n = distorted_neighbour_count(args.defect, args.charge)
     elif args.neighbours < 0:
