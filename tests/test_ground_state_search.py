@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from perovskite_defects.thermodynamics.ground_state_search import (
+    cross_charge_trials,
     energy_table,
     label_distortion,
     lowest_trials,
+    parse_label,
     plot_energies,
 )
 
@@ -40,8 +42,13 @@ def test_labels_parse() -> None:
     assert label_distortion("Bond_Distortion_-30.0%") == -0.3
     assert label_distortion("Bond_Distortion_0.0%") == 0.0
     assert label_distortion("Rattled") is None
+    assert parse_label("Bond_Distortion_-40.0%_from_+1") == (-0.4, 1)
+    assert parse_label("Rattled_from_-1") == (None, -1)
+    assert parse_label("Bond_Distortion_10.0%_from_0") == (0.1, 0)
     with pytest.raises(ValueError, match="'Dimer' is not Unperturbed"):
         label_distortion("Dimer")
+    with pytest.raises(ValueError, match="is not Unperturbed"):
+        parse_label("Bond_Distortion_-40.0%_from_")
 
 
 def test_energy_table_relative_to_plain_relaxation() -> None:
@@ -88,3 +95,21 @@ def test_plot_one_line_per_charge(tmp_path: Path) -> None:
     for charge in ("q = +1", "q = 0", "q = -1"):
         assert charge in svg
     assert paths[0].stat().st_size > 5000
+
+
+def test_cross_charge_trials_and_their_rows(tmp_path: Path) -> None:
+    """The one new ground state (q = 0, -40 %) is to be tried in +1 and -1; once relaxed
+    there, its rows carry the source charge and the plot draws them."""
+    todo = cross_charge_trials(lowest_trials(HAND_MADE))
+    assert todo == [
+        (1, 0, "Bond_Distortion_-40.0%", "Bond_Distortion_-40.0%_from_0"),
+        (-1, 0, "Bond_Distortion_-40.0%", "Bond_Distortion_-40.0%_from_0"),
+    ]
+    records = {q: dict(e) for q, e in HAND_MADE.items()}
+    records[-1]["Bond_Distortion_-40.0%_from_0"] = -95.20  # hand-made, as above
+    rows = [r for r in energy_table(records) if r.source_charge is not None]
+    assert [(r.charge, r.distortion, r.source_charge) for r in rows] == [(-1, -0.4, 0)]
+    assert rows[0].relative == pytest.approx(-0.20)
+    lowest = {r.charge: r for r in lowest_trials(records)}
+    assert lowest[-1].lowest == "Bond_Distortion_-40.0%_from_0"
+    assert len(plot_energies(records, "V_I", tmp_path / "cross")) == 2

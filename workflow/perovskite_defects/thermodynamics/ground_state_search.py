@@ -23,18 +23,28 @@ from perovskite_defects.thermodynamics.formation import format_charge
 
 UNPERTURBED = "Unperturbed"
 RATTLED = "Rattled"
-_BOND = re.compile(r"^Bond_Distortion_(-?\d+(?:\.\d+)?)%$")
+_LABEL = re.compile(r"^(?:Bond_Distortion_(-?\d+(?:\.\d+)?)%|(Rattled))(?:_from_([+-]?\d+))?$")
+
+
+def parse_label(label: str) -> tuple[float | None, int | None]:
+    """(bond distortion d, source charge) of a trial label: "Bond_Distortion_-30.0%" ->
+    (-0.3, None); "Rattled" and "Unperturbed" -> (None, None); a ground state of another
+    charge state tried in this one, "Bond_Distortion_-40.0%_from_+1" -> (-0.4, 1)."""
+    if label == UNPERTURBED:
+        return None, None
+    m = _LABEL.match(label)
+    if not m:
+        raise ValueError(
+            f"trial label {label!r} is not Unperturbed, Rattled or Bond_Distortion_X% "
+            "(optionally with _from_<charge>)"
+        )
+    d = round(float(m.group(1)) / 100.0, 4) if m.group(1) is not None else None
+    return d, int(m.group(3)) if m.group(3) is not None else None
 
 
 def label_distortion(label: str) -> float | None:
-    """The bond distortion d of a trial label ("Bond_Distortion_-30.0%" -> -0.3); None
-    for "Rattled" and "Unperturbed" (no bond distortion)."""
-    if label in (UNPERTURBED, RATTLED):
-        return None
-    m = _BOND.match(label)
-    if not m:
-        raise ValueError(f"trial label {label!r} is not Unperturbed, Rattled or Bond_Distortion_X%")
-    return round(float(m.group(1)) / 100.0, 4)
+    """The bond distortion d of a trial label (None for Rattled and Unperturbed)."""
+    return parse_label(label)[0]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class TrialEnergy:
     distortion: float | None
     energy: float
     relative: float
+    source_charge: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,7 @@ def _checked(records: Mapping[int, Mapping[str, float]]) -> dict[int, dict[str, 
                 f"charge {format_charge(charge)}: no {UNPERTURBED} energy to measure trials by"
             )
         for label, energy in energies.items():
-            label_distortion(label)
+            parse_label(label)
             if not math.isfinite(energy):
                 raise ValueError(
                     f"charge {format_charge(charge)}, {label}: energy {energy} is not finite"
@@ -93,12 +104,12 @@ def energy_table(records: Mapping[int, Mapping[str, float]]) -> list[TrialEnergy
     for charge, energies in _checked(records).items():
         ref = energies[UNPERTURBED]
         for label, energy in energies.items():
-            d = label_distortion(label)
-            rows.append(TrialEnergy(charge, label, d, energy, energy - ref))
+            d, source = parse_label(label)
+            rows.append(TrialEnergy(charge, label, d, energy, energy - ref, source))
 
-    def order(row: TrialEnergy) -> tuple[int, int, float]:
+    def order(row: TrialEnergy) -> tuple[int, int, float, str]:
         first = {UNPERTURBED: 0, RATTLED: 1}.get(row.label, 2)
-        return (-row.charge, first, row.distortion or 0.0)
+        return (-row.charge, first, row.distortion or 0.0, row.label)
 
     return sorted(rows, key=order)
 
@@ -121,12 +132,29 @@ def lowest_trials(
     return results
 
 
+def cross_charge_trials(results: list[ChargeResult]) -> list[tuple[int, int, str, str]]:
+    """The relaxed structures to try in other charge states: for every new ground state
+    (of charge q, label L) and every other charge state q' of ``results``, the tuple
+    (q', q, L, new label "L_from_q"), ShakeNBreak's naming. The caller relaxes the
+    structure of L at q in charge state q' and adds its energy under the new label."""
+    found = [r for r in results if r.new_ground_state]
+    out = []
+    for target in results:
+        for source in found:
+            if source.charge != target.charge:
+                base = source.lowest.split("_from_")[0]
+                new = f"{base}_from_{format_charge(source.charge)}"
+                out.append((target.charge, source.charge, source.lowest, new))
+    return out
+
+
 def plot_energies(
     records: Mapping[int, Mapping[str, float]], defect: str, stem: str | Path
 ) -> list[Path]:
     """Energy relative to the plain relaxation against bond distortion (%), one line per
-    charge state; "Rattled" is drawn at 0 % with an open marker, the plain relaxation is
-    the zero line. Writes PNG and SVG; returns their paths."""
+    charge state; "Rattled" is drawn at 0 % with an open marker, a structure from another
+    charge state as a cross at its distortion, the plain relaxation is the zero line.
+    Writes PNG and SVG; returns their paths."""
     # why: reporting.plots loads matplotlib: only when a plot is drawn
     from perovskite_defects.reporting.plots import _pyplot, _save
 
@@ -136,7 +164,11 @@ def plot_energies(
     ax.axhline(0.0, color="0.5", lw=1, ls="--", label=f"{UNPERTURBED} (plain relaxation)")
     for i, charge in enumerate(sorted({r.charge for r in rows}, reverse=True)):
         colour = f"C{i % 10}"
-        bonds = [r for r in rows if r.charge == charge and r.distortion is not None]
+        bonds = [
+            r
+            for r in rows
+            if r.charge == charge and r.distortion is not None and r.source_charge is None
+        ]
         ax.plot(
             [100 * r.distortion for r in bonds if r.distortion is not None],
             [r.relative for r in bonds],
@@ -145,8 +177,16 @@ def plot_energies(
             label=f"q = {format_charge(charge)}",
         )
         for r in rows:
-            if r.charge == charge and r.label == RATTLED:
+            if r.charge != charge or r.label == UNPERTURBED:
+                continue
+            if r.source_charge is not None:  # a ground state of another charge state
+                ax.plot([100 * (r.distortion or 0.0)], [r.relative], "x", ms=8, color=colour)
+            elif r.label == RATTLED:
                 ax.plot([0.0], [r.relative], "o", mfc="none", color=colour)
+    if any(r.label == RATTLED for r in rows):
+        ax.plot([], [], "o", mfc="none", color="0.4", label=RATTLED)
+    if any(r.source_charge is not None for r in rows):
+        ax.plot([], [], "x", color="0.4", label="from another charge state")
     ax.set_xlabel("bond distortion (%)")
     ax.set_ylabel("E - E(plain relaxation) (eV)")
     ax.set_title(f"{defect}: ground-state search")
