@@ -71,6 +71,19 @@ def test_trial_labels_and_stdev_equal_shakenbreak(name: str) -> None:
         assert set(labels) - set(ours) <= ({"Dimer"} if name.startswith("V_") else set())
 
 
+def test_cli_distort_oxidation_states_beyond_perovskites(tmp_path: Path) -> None:
+    """--oxidation reaches the count: a Te interstitial with Te -2 has q0 = -2, so in
+    charge 0 n = 2 and two neighbours are distorted (only the count is checked; the
+    cell is the I_i cell)."""
+    from perovskite_defects.cli import main
+
+    argv = ["distort", str(REF_DIR / "I_i.POSCAR"), "--site", "40", "--charge", "0"]
+    argv += ["--defect", "Te_i", "--oxidation", "Te=-2", "--distortions", "0.1"]
+    assert main(argv + ["--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "distortions.json").read_text())
+    assert record["n_distorted_neighbours"] == 2
+
+
 def test_neighbour_count_rule_octet() -> None:
     assert [neighbour_count_rule(n) for n in range(-9, 10)] == [
         1, 0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1, 0, 1
@@ -251,6 +264,8 @@ def test_cli_distort_locates_the_defect_against_bulk(
         (["--site", "40", "--distortions", "big", "--neighbours", "2"], "--distortions big"),
         (["--site", "40"], "give --defect"),
         (["--neighbours", "2"], "give --site, or --bulk"),
+        (["--site", "40", "--defect", "Te_i"], "'Te_i': no oxidation state for Te"),
+        (["--site", "40", "--defect", "I_i", "--oxidation", "Te:2"], "--oxidation Te:2"),
         (["--defect", "V_I", "--bulk", str(REF_DIR / "bulk.POSCAR")], "the cell holds a"),
         (["--site", "40", "--defect", "I_i", "--bulk", "/nonexistent.cif"], "--bulk /nonexist"),
     ],

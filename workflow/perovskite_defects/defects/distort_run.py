@@ -25,7 +25,7 @@ from perovskite_defects.defects.distortions import (
     distorted_neighbour_count,
     trial_structures,
 )
-from perovskite_defects.defects.names import parse_name
+from perovskite_defects.defects.names import OXIDATION, parse_name
 
 SETS = {"full": FULL_DISTORTIONS, "screen": SCREEN_DISTORTIONS}
 SUFFIX = {"poscar": "POSCAR", "cif": "cif"}
@@ -49,6 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--neighbours", type=int, help="number of neighbours to distort (instead of --defect)"
+    )
+    parser.add_argument(
+        "--oxidation",
+        nargs="+",
+        default=[],
+        metavar="EL=Q",
+        help="oxidation states beyond the perovskite ones (Cs, FA, MA +1; Pb, Sn +2; "
+        "I, Br, Cl -1; Na +1), e.g. Cd=2 Te=-2",
     )
     parser.add_argument(
         "--distortions",
@@ -91,6 +99,17 @@ def _distortions(text: str) -> tuple[float, ...]:
         raise ValueError(f"--distortions {text}: full, screen or numbers like -0.3,0.3") from None
 
 
+def _oxidation(words: list[str]) -> dict[str, int]:
+    states = dict(OXIDATION)
+    for word in words:
+        element, _, value = word.partition("=")
+        try:
+            states[element] = int(value)
+        except ValueError:
+            raise ValueError(f"--oxidation {word}: write element=integer, e.g. Te=-2") from None
+    return states
+
+
 def _read(path: Path, what: str) -> Structure:
     try:
         return Structure.from_file(path)
@@ -127,7 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("give --site, or --bulk to locate the defect")
     centre.frac(cell)  # checks the site index against the cell
     if args.defect is not None:
-        n = distorted_neighbour_count(args.defect, args.charge)
+        n = distorted_neighbour_count(args.defect, args.charge, _oxidation(args.oxidation))
     elif args.neighbours < 0:
         raise ValueError(f"--neighbours {args.neighbours} is negative")
     else:

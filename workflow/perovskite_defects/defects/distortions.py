@@ -10,7 +10,7 @@ defect against the host and the charge (:func:`distorted_neighbour_count`).
 
 Why our own code and not ShakeNBreak: ShakeNBreak 3.4.4 depends on doped and with it
 ~340 MB of packages (mp-api, pyarrow, deltalake ...) that this project does not install;
-what is needed here is about 200 lines of geometry. The definitions follow ShakeNBreak
+what is needed here is a few hundred lines of geometry. The definitions follow ShakeNBreak
 3.4.4 exactly where they fix a result, and tests/test_distortions.py checks the distorted
 coordinates (to 1e-6 Å) and neighbour counts against a recorded ShakeNBreak run:
 
