@@ -46,6 +46,15 @@ def test_every_schema_key_has_description_and_default() -> None:
     walk(schema, "")
 
 
+def test_ground_state_search_off_unquoted_is_off() -> None:
+    import yaml
+
+    raw = yaml.safe_load("ground_state_search: off\n")
+    assert raw == {"ground_state_search": False}  # what YAML makes of it
+    assert cfg.validate(raw)["ground_state_search"] == "off"
+    assert cfg.validate({})["ground_state_search"] == "off"
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -88,6 +97,8 @@ def test_every_schema_key_has_description_and_default() -> None:
         ({"correction": "magic"}, "config key 'correction'"),
         ({"cp2k": {"executable": "cp2k; rm -rf /"}}, "config key 'cp2k.executable'"),
         ({"resources": {"mpi_ranks": -2}}, "config key 'resources.mpi_ranks'"),
+        ({"ground_state_search": "on"}, "config key 'ground_state_search'"),
+        ({"ground_state_search": "screen"}, "'ground_state_search': screen is not run"),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_key(raw: dict, expected: str) -> None:

@@ -186,6 +186,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(stab)
     stab.add_argument("--json", action="store_true", help="print one JSON object")
+    dist = sub.add_parser(
+        "distort",
+        help="trial structures of a ground-state search (ShakeNBreak method) for one defect",
+        description="Bond-distort the defect's nearest neighbours by each distortion and "
+        "rattle the other atoms; write one structure file per trial and distortions.json "
+        "into --out. The trials are to be relaxed (cheaply) and the lowest relaxed fully.",
+    )
+    if command in (None, "distort"):
+        # why: distort_run loads pymatgen and ase: only for distort
+        from perovskite_defects.defects.distort_run import add_arguments as add_distort
+
+        add_distort(dist)
     fetch = sub.add_parser(
         "fetch-phases",
         help="fetch missing competing-phase structures from the Materials Project",
@@ -235,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         from perovskite_defects.hosts.stability_run import main_check_stability
 
         return main_check_stability(args)
+    if args.command == "distort":
+        # why: distort_run loads pymatgen and ase: only for distort
+        from perovskite_defects.defects.distort_run import main_distort
+
+        return main_distort(args)
     if args.command == "fetch-phases":
         return fetch_phases_command(args.config, args.formula)
     if args.command == "correct":
