@@ -311,7 +311,7 @@ def test_bad_record_file(tmp_path: Path, kind: str, content: str, expected: str)
 
 
 def test_cp2k_output_given_to_the_vasp_parser(tmp_path: Path) -> None:
-    from perovskite_defects.engines.vasp import parse_vasp_dir
+    from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
     with gzip.open(DATA / "cp2k.out.gz", "rt") as fh:
         (tmp_path / "vasprun.xml").write_text(fh.read())
