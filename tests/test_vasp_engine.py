@@ -418,13 +418,13 @@ def test_plain_and_gzipped_vasprun_read_alike(cdte_reference: Path, tmp_path: Pa
 
 def test_cp2k_behind_the_interface_writes_what_it_wrote_before(tmp_path: Path) -> None:
     """The CP2K wrapper passes a CalcSpec through to the unchanged CP2K input writer."""
-    from perovskite_defects.engines import cp2k
+    from perovskite_defects.engines import cp2k, cp2k_settings
 
     config = cfg.validate({})
     engine = get_engine("cp2k")
     assert engine.name == "cp2k"
     s = engine.settings(config)
-    assert s == cp2k.Cp2kSettings.for_level("fast", {})
+    assert s == cp2k_settings.Cp2kSettings.for_level("fast", {})
     sc = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
     spec = CalcSpec("relax_ions", "defect", charge=-1, fixed_atoms=(0, 5))
     engine.write_input(sc, spec, s, tmp_path / "new")
