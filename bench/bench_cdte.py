@@ -56,7 +56,7 @@ from pathlib import Path
 from perovskite_defects.corrections import efnv_correction, fnv_correction, locate_defect
 from perovskite_defects.engines.folders import parse_folder
 from perovskite_defects.engines.potentials import read_potential_grid
-from perovskite_defects.engines.vasp import read_outcar_site_potentials
+from perovskite_defects.engines.vasp_output import read_outcar_site_potentials
 bulk_dir, defect_dir = Path(sys.argv[1]), Path(sys.argv[2])
 bulk = parse_folder(bulk_dir).require_converged()
 defect = parse_folder(defect_dir).require_converged()

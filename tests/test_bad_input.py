@@ -19,6 +19,7 @@ from workflow_runner import snakemake
 from perovskite_defects import config as cfg
 from perovskite_defects.engines import cp2k, recovery
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.failures import read_failures
 from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,7 +292,7 @@ def test_bad_engine_output_leaves_no_result(
         recovery.finish(config, calc, engine_writes_damaged_output, "record.json")
     assert expected in _one_line(err.value)
     assert not (calc / "record.json").exists()
-    failures = recovery.read_failures(tmp_path / "results" / "study")
+    failures = read_failures(tmp_path / "results" / "study")
     assert expected in failures["phases/PbI2"]
 
 
@@ -311,7 +312,7 @@ def test_bad_record_file(tmp_path: Path, kind: str, content: str, expected: str)
 
 
 def test_cp2k_output_given_to_the_vasp_parser(tmp_path: Path) -> None:
-    from perovskite_defects.engines.vasp import parse_vasp_dir
+    from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
     with gzip.open(DATA / "cp2k.out.gz", "rt") as fh:
         (tmp_path / "vasprun.xml").write_text(fh.read())

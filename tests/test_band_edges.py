@@ -10,7 +10,7 @@ import pytest
 
 from perovskite_defects.engines.base import EngineError, PotentialGrid
 from perovskite_defects.engines.potentials import read_potential_grid
-from perovskite_defects.engines.vasp import parse_vasp_dir
+from perovskite_defects.engines.vasp_output import parse_vasp_dir
 from perovskite_defects.thermodynamics.band_edges import (
     aligned_edges,
     average_potential,

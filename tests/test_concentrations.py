@@ -143,7 +143,7 @@ def test_band_model_choice(tmp_path: Path, cdte_reference: Path) -> None:
     with pytest.raises(ValueError, match="miss the band edges"):
         band_model(_settings(carriers="dos"), bulk_dir, 2085.0, edges, edges)
     # CdTe's Gamma-only run holds its edges at its only (weighted) k-point -> DOS
-    from perovskite_defects.engines.vasp import parse_vasp_dir
+    from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
     cdte = cdte_reference / "bulk_vasp_gam"
     rec = parse_vasp_dir(cdte)

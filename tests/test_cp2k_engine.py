@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perovskite_defects.engines import cp2k, cp2k_output
+from perovskite_defects.engines import cp2k, cp2k_output, cp2k_settings
 from perovskite_defects.engines.base import EngineError
 from perovskite_defects.engines.eigenvalues import parse_cp2k_eigenvalues
 from perovskite_defects.engines.potentials import read_potential_grid
@@ -50,7 +50,7 @@ def test_monkhorst_pack_points_cover_the_mesh(mesh) -> None:
 
 
 def test_charged_supercell_input(tmp_path: Path) -> None:
-    settings = cp2k.Cp2kSettings.for_level("fast")
+    settings = cp2k_settings.Cp2kSettings.for_level("fast")
     cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
     cell.remove_sites([2])  # one iodine: 39 atoms, odd electron count when neutral
     cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True, band_edges=True)
@@ -76,12 +76,12 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
     assert "METHOD PULAY_MIXING" in text  # static supercell at the fast level
     assert "UKS T" not in text  # 264 electrons: restricted at the fast level
 
-    shifted = cp2k.Cp2kSettings.for_level("fast", {"supercell_kpoints": "length"})
+    shifted = cp2k_settings.Cp2kSettings.for_level("fast", {"supercell_kpoints": "length"})
     cp2k.write_input(cell, "static", 1, shifted, tmp_path, is_supercell=True)
     # 24 Å / 12.8 Å: the shifted 2x2x2 mesh, 4 points by time reversal
     assert _inp(tmp_path).count("KPOINT ") == 4
 
-    accurate = cp2k.Cp2kSettings.for_level("accurate")
+    accurate = cp2k_settings.Cp2kSettings.for_level("accurate")
     cp2k.write_input(cell, "static", 1, accurate, tmp_path, is_supercell=True)
     text = _inp(tmp_path)
     assert "UKS T" in text and "MULTIPLICITY 1" in text
@@ -93,7 +93,7 @@ def test_charged_supercell_input(tmp_path: Path) -> None:
 
 
 def test_relaxation_inputs(tmp_path: Path) -> None:
-    settings = cp2k.Cp2kSettings.for_level("fast", {"max_force": 0.05})
+    settings = cp2k_settings.Cp2kSettings.for_level("fast", {"max_force": 0.05})
     unit = cubic_prototype("Cs", "Pb", "I", 6.4)
     cp2k.write_input(unit, "relax_cell", 0, settings, tmp_path, keep_symmetry="CUBIC")
     text = _inp(tmp_path)
@@ -112,11 +112,11 @@ def test_relaxation_inputs(tmp_path: Path) -> None:
 
 def test_settings_reject_unknown_keys_and_values() -> None:
     with pytest.raises(ValueError, match="cp2k.settings: unknown key"):
-        cp2k.Cp2kSettings.for_level("fast", {"cutof_ry": 300})
+        cp2k_settings.Cp2kSettings.for_level("fast", {"cutof_ry": 300})
     with pytest.raises(ValueError, match="spin"):
-        cp2k.Cp2kSettings.for_level("fast", {"spin": "sometimes"})
+        cp2k_settings.Cp2kSettings.for_level("fast", {"spin": "sometimes"})
     with pytest.raises(ValueError, match="level"):
-        cp2k.Cp2kSettings.for_level("ultra")
+        cp2k_settings.Cp2kSettings.for_level("ultra")
 
 
 def test_command_adds_mpi_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +214,7 @@ def test_unconverged_scf_is_flagged(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_real_cp2k_run_on_cubic_cspbi3(tmp_path: Path, cp2k_binary: str) -> None:
     """A 40-atom single point: converged, the known PBE gap, Hartree cube with LOCPOT's sign."""
-    settings = cp2k.Cp2kSettings.for_level("fast", {"cutoff_ry": 150, "rel_cutoff_ry": 30})
+    settings = cp2k_settings.Cp2kSettings.for_level("fast", {"cutoff_ry": 150, "rel_cutoff_ry": 30})
     cell = supercell(cubic_prototype("Cs", "Pb", "I", 6.39), [2, 2, 2])
     cp2k.write_input(cell, "static", 0, settings, tmp_path, is_supercell=True, band_edges=True)
     record = cp2k.run(tmp_path, nprocs=2, executable=cp2k_binary)
@@ -236,7 +236,7 @@ def test_real_cell_relaxation_gives_the_pbe_lattice_constant(
     tmp_path: Path, cp2k_binary: str
 ) -> None:
     """Known answer: PBE relaxes cubic CsPbI3 to a = 6.39-6.41 Å (experiment 6.29 Å, 634 K)."""
-    settings = cp2k.Cp2kSettings.for_level("fast")  # 4x4x4 k-points, 250 Ry
+    settings = cp2k_settings.Cp2kSettings.for_level("fast")  # 4x4x4 k-points, 250 Ry
     unit = cubic_prototype("Cs", "Pb", "I", 6.33)
     cp2k.write_input(unit, "relax_cell", 0, settings, tmp_path, keep_symmetry="CUBIC")
     record = cp2k.run(tmp_path, nprocs=2, executable=cp2k_binary)
@@ -262,7 +262,7 @@ def test_every_input_kind_passes_cp2k_check(
     import os
     import subprocess
 
-    settings = cp2k.Cp2kSettings.for_level(level)
+    settings = cp2k_settings.Cp2kSettings.for_level(level)
     cp2k.write_input(
         cubic_prototype("Cs", "Pb", "I", 6.4), kind, charge, settings, tmp_path, **extra
     )

@@ -50,7 +50,7 @@ def _prepare(cdte_reference: Path, tmp_path: Path) -> tuple[Path, Path]:
     """record.json + defect.json folders pointing at the VASP reference outputs."""
     from perovskite_defects.corrections import locate_defect
     from perovskite_defects.defects.distinct_sites import DefectCell
-    from perovskite_defects.engines.vasp import parse_vasp_dir
+    from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
     dirs = []
     for name in ("bulk_vasp_gam", "v_Cd_-2_vasp_gam"):

@@ -32,8 +32,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from scipy import constants
 
-from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
+from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.dielectric_tensor import compute_dielectric
 
 # 8 CP2K runs of 40-60 s each on an idle core: outside make test (make test-long).

@@ -27,12 +27,11 @@ from perovskite_defects.thermodynamics.fermi_solver import (
     CONCENTRATION,
     DefectSpecies,
     FermiSolution,
-    QuenchedSolution,
     defect_concentrations,
     solve_fermi_level,
-    solve_quenched,
 )
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry
+from perovskite_defects.thermodynamics.quenched import QuenchedSolution, solve_quenched
 
 KB = sc.k / sc.e  # eV/K
 GAP, M_E, M_H = 1.5, 0.2, 0.3

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perovskite_defects.engines import vasp
+from perovskite_defects.engines import vasp_output
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ def test_native_fnv_equals_library(cdte_reference: Path, eps) -> None:
     from perovskite_defects.engines.potentials import read_potential_grid
 
     bulk_dir, defect_dir = cdte_reference / "bulk_vasp_gam", cdte_reference / "v_Cd_-2_vasp_gam"
-    bulk, defect = vasp.parse_vasp_dir(bulk_dir), vasp.parse_vasp_dir(defect_dir)
+    bulk, defect = vasp_output.parse_vasp_dir(bulk_dir), vasp_output.parse_vasp_dir(defect_dir)
     _, frac = locate_defect(bulk.structure, defect.structure)
     grids = [read_potential_grid(d / "LOCPOT.gz") for d in (bulk_dir, defect_dir)]
     native = fnv_correction(-2, eps, *grids, frac)

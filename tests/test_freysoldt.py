@@ -11,7 +11,7 @@ import pytest
 from perovskite_defects.corrections import FNVResult, fnv_correction, locate_defect
 from perovskite_defects.engines.base import CalcRecord, PotentialGrid
 from perovskite_defects.engines.potentials import read_locpot
-from perovskite_defects.engines.vasp import parse_vasp_dir
+from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
 EPS_CDTE = 9.13
 L_CDTE = 13.0868

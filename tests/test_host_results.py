@@ -15,7 +15,6 @@ from pymatgen.core import Lattice, Structure
 from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.thermodynamics.band_edges import BandEdges
 from perovskite_defects.thermodynamics.carriers import EffectiveMassBands
-from perovskite_defects.thermodynamics.fermi_solver import QuenchedSolution
 from perovskite_defects.thermodynamics.given_limits import limits_from_config
 from perovskite_defects.thermodynamics.host_results import (
     SCHEMA_VERSION,
@@ -23,6 +22,7 @@ from perovskite_defects.thermodynamics.host_results import (
     HostResults,
     host_results,
 )
+from perovskite_defects.thermodynamics.quenched import QuenchedSolution
 from perovskite_defects.thermodynamics.trap_classes import (
     DONOR_PHS,
     LOCALIZED,

@@ -19,7 +19,7 @@ from perovskite_defects.corrections.kumagai import (
     inscribed_sphere_radius,
     point_charge_energy,
 )
-from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
+from perovskite_defects.engines.vasp_output import parse_vasp_dir, read_outcar_site_potentials
 
 EPS_CDTE = 9.13
 L_CDTE = 13.0868

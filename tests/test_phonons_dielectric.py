@@ -210,8 +210,8 @@ def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
 
 def test_cp2k_response_input(tmp_path) -> None:
     from perovskite_defects.engines.base import EngineError
-    from perovskite_defects.engines.cp2k import Cp2kSettings
     from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, write_input
+    from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 
     cell = fcc_primitive()
     text = write_input(cell, Cp2kSettings(), tmp_path / "f", [0, 0, -DEFAULT_FIELD]).read_text()

@@ -20,7 +20,7 @@ import pytest
 from workflow_runner import assert_same_tables, command, environment, micro, snakemake, study_tables
 
 from perovskite_defects import config as cfg
-from perovskite_defects.engines import cp2k, cp2k_output, recovery
+from perovskite_defects.engines import cp2k, cp2k_output, failures, recovery
 from perovskite_defects.engines.base import CalcRecord
 from perovskite_defects.hosts.perovskite import cubic_prototype
 from perovskite_defects.steps import calculations as steps_calculations
@@ -87,15 +87,15 @@ def test_restart_state_is_dropped_when_the_input_changes(tmp_path: Path) -> None
 
 
 def test_failures_csv_lists_what_is_failed_now(tmp_path: Path) -> None:
-    recovery.record_failure(tmp_path, "phases/Cs", "SCF not converged\nsecond line", 3)
-    recovery.record_failure(tmp_path, "CsPbI3/bulk", "EngineError: CP2K exited with code 137")
-    recovery.record_failure(tmp_path, "phases/Cs", "SCF not converged again", 3)
-    assert recovery.read_failures(tmp_path) == {
+    failures.record_failure(tmp_path, "phases/Cs", "SCF not converged\nsecond line", 3)
+    failures.record_failure(tmp_path, "CsPbI3/bulk", "EngineError: CP2K exited with code 137")
+    failures.record_failure(tmp_path, "phases/Cs", "SCF not converged again", 3)
+    assert failures.read_failures(tmp_path) == {
         "CsPbI3/bulk": "EngineError: CP2K exited with code 137",
         "phases/Cs": "SCF not converged again",
     }
-    recovery.clear_failure(tmp_path, "phases/Cs")
-    assert list(recovery.read_failures(tmp_path)) == ["CsPbI3/bulk"]
+    failures.clear_failure(tmp_path, "phases/Cs")
+    assert list(failures.read_failures(tmp_path)) == ["CsPbI3/bulk"]
 
 
 def test_failed_defect_gets_a_table_row_not_a_number(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_scf_failure_climbs_the_ladder_to_the_same_energy(tmp_path: Path, cp2k_b
     assert record.energy == pytest.approx(reference.energy, abs=2e-4)  # eV
     state = json.loads((calc / "restart" / "state.json").read_text())
     assert [a["result"] for a in state["attempts"]] == ["SCF not converged", "converged"]
-    assert recovery.read_failures(study) == {}
+    assert failures.read_failures(study) == {}
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_scf_failure_for_good_is_recorded(tmp_path: Path, cp2k_binary) -> None:
     ):
         steps_calculations.run_calculation(host, **_run(config))
     assert not (host / "record.json").exists()
-    assert "SCF not converged" in recovery.read_failures(study)["CsPbI3/unitcell"]
+    assert "SCF not converged" in failures.read_failures(study)["CsPbI3/unitcell"]
     # A defect that fails for good gets a failure record, so the study goes on and its
     # table row says why; nothing downstream can use it as a number.
     defect = _prepare(study / "CsPbI3" / "defects" / "V_I_q0", config)
@@ -151,7 +151,7 @@ def test_scf_failure_for_good_is_recorded(tmp_path: Path, cp2k_binary) -> None:
     assert on_disk.extra["failure"].startswith("SCF not converged") and failed.extra["failure"]
     with pytest.raises(Exception, match="SCF did not converge"):
         on_disk.require_converged()
-    assert set(recovery.read_failures(study)) == {"CsPbI3/unitcell", "CsPbI3/defects/V_I_q0"}
+    assert set(failures.read_failures(study)) == {"CsPbI3/unitcell", "CsPbI3/defects/V_I_q0"}
 
 
 _RUN_SCRIPT = """

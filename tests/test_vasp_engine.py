@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from perovskite_defects import config as cfg
-from perovskite_defects.engines import get_engine, vasp
+from perovskite_defects.engines import get_engine, vasp, vasp_output
 from perovskite_defects.engines.base import CalcSpec, EngineError, validate_command
 from perovskite_defects.engines.vasprun import read_vasprun
 from perovskite_defects.hosts.perovskite import cubic_prototype, supercell
@@ -365,7 +365,7 @@ def test_electronically_unconverged_run_is_flagged(cdte_reference: Path, tmp_pat
         return nelm.sub(r"\g<1>     21\g<2>", text)
 
     _edited_vasprun(src, tmp_path, cap)
-    record = vasp.parse_vasp_dir(tmp_path)
+    record = vasp_output.parse_vasp_dir(tmp_path)
     assert record.extra["n_electronic_steps"] == 21
     assert record.scf_converged is False
     with pytest.raises(EngineError, match="SCF did not converge; not a result"):
@@ -389,7 +389,7 @@ def test_relaxation_that_hit_nsw_is_not_converged(cdte_reference: Path, tmp_path
 
     _edited_vasprun(src, tmp_path / "a", two_steps(2))
     _edited_vasprun(src, tmp_path / "b", two_steps(5))
-    stopped, finished = (vasp.parse_vasp_dir(tmp_path / k) for k in "ab")
+    stopped, finished = (vasp_output.parse_vasp_dir(tmp_path / k) for k in "ab")
     assert stopped.extra["n_ionic_steps"] == finished.extra["n_ionic_steps"] == 2
     assert stopped.geometry_converged is False
     assert finished.geometry_converged is True
@@ -401,7 +401,7 @@ def test_truncated_vasprun_is_an_error(cdte_reference: Path, tmp_path: Path) -> 
     with gzip.open(tmp_path / "vasprun.xml.gz", "wb") as fh:
         fh.write(raw[: len(raw) // 2])  # a killed job: the file stops mid-way
     with pytest.raises(EngineError, match=r"vasprun\.xml\.gz: .*truncated"):
-        vasp.parse_vasp_dir(tmp_path)
+        vasp_output.parse_vasp_dir(tmp_path)
 
 
 @pytest.mark.reference
@@ -418,13 +418,13 @@ def test_plain_and_gzipped_vasprun_read_alike(cdte_reference: Path, tmp_path: Pa
 
 def test_cp2k_behind_the_interface_writes_what_it_wrote_before(tmp_path: Path) -> None:
     """The CP2K wrapper passes a CalcSpec through to the unchanged CP2K input writer."""
-    from perovskite_defects.engines import cp2k
+    from perovskite_defects.engines import cp2k, cp2k_settings
 
     config = cfg.validate({})
     engine = get_engine("cp2k")
     assert engine.name == "cp2k"
     s = engine.settings(config)
-    assert s == cp2k.Cp2kSettings.for_level("fast", {})
+    assert s == cp2k_settings.Cp2kSettings.for_level("fast", {})
     sc = supercell(cubic_prototype("Cs", "Pb", "I", 6.4), [2, 2, 2])
     spec = CalcSpec("relax_ions", "defect", charge=-1, fixed_atoms=(0, 5))
     engine.write_input(sc, spec, s, tmp_path / "new")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from perovskite_defects.engines.base import CalcRecord, EngineError
-from perovskite_defects.engines.vasp import (
+from perovskite_defects.engines.vasp_output import (
     band_edges,
     parse_vasp_dir,
     read_outcar_site_potentials,

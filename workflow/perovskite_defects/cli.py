@@ -19,7 +19,7 @@ from perovskite_defects.corrections.sites import locate_defect
 from perovskite_defects.engines.base import CalcRecord, EngineError
 from perovskite_defects.engines.folders import parse_folder, potential_path
 from perovskite_defects.engines.potentials import read_potential_grid, site_potentials
-from perovskite_defects.engines.vasp import read_outcar_site_potentials
+from perovskite_defects.engines.vasp_output import read_outcar_site_potentials
 
 #: ``--correction`` choices; "both" computes FNV and eFNV from one reading of the runs.
 SCHEMES = ("fnv", "efnv", "both")

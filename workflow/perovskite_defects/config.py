@@ -23,7 +23,7 @@ from perovskite_defects.defects.names import (
     default_charges,
     parse_name,
 )
-from perovskite_defects.engines.cp2k import Cp2kSettings
+from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.any_structure import PEROVSKITE, framework
 from perovskite_defects.hosts.composition import CompositionError, parse_composition
 from perovskite_defects.hosts.structure_checks import StructureError, check_phase_structure

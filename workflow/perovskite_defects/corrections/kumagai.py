@@ -57,7 +57,7 @@ from perovskite_defects.corrections.sampling import (
     inscribed_sphere_radius as inscribed_sphere_radius,  # re-exported (trap_classes)
 )
 from perovskite_defects.corrections.sites import _default_tol, assign_sites, locate_defect
-from perovskite_defects.engines.vasp import parse_vasp_dir, read_outcar_site_potentials
+from perovskite_defects.engines.vasp_output import parse_vasp_dir, read_outcar_site_potentials
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -170,7 +170,8 @@ def efnv_correction(
             diagonal values, or a 3x3 symmetric positive-definite tensor (Cartesian axes).
         bulk_site_potentials: potential at each atom of ``bulk_structure``, eV, in its atom
             order, as VASP's "average (electrostatic) potential at core" (electron potential
-            energy, see :func:`~perovskite_defects.engines.vasp.read_outcar_site_potentials`).
+            energy, see
+            :func:`~perovskite_defects.engines.vasp_output.read_outcar_site_potentials`).
         defect_site_potentials: the same for ``defect_structure``.
         bulk_structure: pristine supercell (pymatgen ``Structure`` or its ``as_dict()``).
         defect_structure: the same supercell with the defect, atoms in any order.
@@ -265,7 +266,7 @@ def efnv_from_vasp_dirs(
     """eFNV correction straight from two finished VASP run folders.
 
     Structures come from vasprun.xml(.gz) through
-    :func:`~perovskite_defects.engines.vasp.parse_vasp_dir`, site potentials from
+    :func:`~perovskite_defects.engines.vasp_output.parse_vasp_dir`, site potentials from
     OUTCAR(.gz). Both runs must be converged (:meth:`CalcRecord.require_converged`), and
     ``charge`` must agree with the defect run's NELECT when its OUTCAR gives it.
     """

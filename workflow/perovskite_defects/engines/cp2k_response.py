@@ -52,11 +52,10 @@ from .cp2k import (
     INPUT_NAME,
     OUTPUT_NAME,
     PROJECT,
-    VALENCE,
-    Cp2kSettings,
     electron_count,
 )
 from .cp2k import run as run_cp2k
+from .cp2k_settings import VALENCE, Cp2kSettings
 
 #: 1 atomic unit of electric field in V/Å (Hartree / (e bohr)).
 FIELD_AU_IN_V_PER_ANGSTROM = HARTREE_TO_EV / BOHR_TO_ANGSTROM

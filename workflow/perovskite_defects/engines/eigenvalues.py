@@ -21,7 +21,7 @@ import numpy as np
 
 from perovskite_defects.engines.base import EngineError
 from perovskite_defects.engines.folders import detect_engine
-from perovskite_defects.engines.vasp import _first_existing
+from perovskite_defects.engines.vasp_output import _first_existing
 from perovskite_defects.engines.vasprun import read_vasprun
 
 

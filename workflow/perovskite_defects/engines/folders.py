@@ -31,7 +31,8 @@ def parse_folder(folder: Path) -> CalcRecord:
     """The engine-neutral record of a finished run folder (CP2K or VASP)."""
     engine = detect_engine(folder)
     if engine == "vasp":
-        from perovskite_defects.engines.vasp import parse_vasp_dir  # why: one engine per folder
+        # why: one engine per folder
+        from perovskite_defects.engines.vasp_output import parse_vasp_dir
 
         return parse_vasp_dir(folder)
     from perovskite_defects.engines import cp2k  # why: only the engine of the folder is loaded

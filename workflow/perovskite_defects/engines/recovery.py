@@ -26,17 +26,12 @@ Written here rather than taken from a library: custodian (Materials Project) has
 handlers for VASP/Q-Chem but none for CP2K, and its job model (a supervising process that
 outlives the engine) does not fit Snakemake jobs that SLURM may kill outright.
 
-Why over 500 lines: the three parts (resume, SCF ladder, failure records) share the job's
-bookkeeping (attempt folders, restart files, the ladder state) and are tested together
-against real killed CP2K runs.
+The failure log (failures.csv) is kept by :mod:`perovskite_defects.engines.failures`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import datetime as _dt
-import fcntl
 import hashlib
 import json
 import logging
@@ -52,14 +47,19 @@ from pathlib import Path
 from typing import Any
 
 from perovskite_defects.engines.base import CalcRecord, EngineError
+from perovskite_defects.engines.failures import (
+    _now,
+    clear_failure,
+    one_line,
+    record_failure,
+    study_dir_of,
+)
 
 log = logging.getLogger("perovskite_defects")
 
 RESTART_DIR = "restart"
 STATE_FILE = "state.json"
 PRISTINE_INPUT = "pristine.inp"
-FAILURES_CSV = "failures.csv"
-FAILURE_COLUMNS = ("calc", "rung", "reason", "time")
 
 INPUT_NAME = "cp2k.inp"
 OUTPUT_NAME = "cp2k.out"
@@ -393,64 +393,6 @@ def _terminate_as_error() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def one_line(err: BaseException | str) -> str:
-    """First line of an error message (CSV cells and table cells hold one line)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-# --------------------------------------------------------------------------- failures.csv
-
-
-def _locked_rows(path: Path, update: Callable[[list[dict[str, str]]], list[dict[str, str]]]):
-    """Read, update and rewrite failures.csv under an exclusive lock (jobs run in parallel)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows: list[dict[str, str]] = []
-        if path.is_file():
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-        rows = update(rows)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FAILURE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(path)
-
-
-def record_failure(study_dir: str | Path, calc: str, reason: str, rung: int | None = None) -> None:
-    """Add (or replace) the row of ``calc`` in ``<study_dir>/failures.csv``."""
-    row = {"calc": calc, "rung": "" if rung is None else str(rung), "reason": one_line(reason)}
-    row["time"] = _now()
-
-    def update(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-        return [r for r in rows if r.get("calc") != calc] + [row]
-
-    _locked_rows(Path(study_dir) / FAILURES_CSV, update)
-
-
-def clear_failure(study_dir: str | Path, calc: str) -> None:
-    """Remove ``calc`` from failures.csv (it has now succeeded)."""
-    path = Path(study_dir) / FAILURES_CSV
-    if path.is_file():
-        _locked_rows(path, lambda rows: [r for r in rows if r.get("calc") != calc])
-
-
-def read_failures(study_dir: str | Path) -> dict[str, str]:
-    """calc -> reason of every calculation currently listed in failures.csv."""
-    path = Path(study_dir) / FAILURES_CSV
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as handle:
-        return {row["calc"]: row["reason"] for row in csv.DictReader(handle)}
-
-
 def current_rung(calc_dir: str | Path) -> int:
     """Ladder rung the next attempt in ``calc_dir`` would use (0 without saved state)."""
     path = Path(calc_dir) / RESTART_DIR / STATE_FILE
@@ -460,16 +402,6 @@ def current_rung(calc_dir: str | Path) -> int:
 
 
 # --------------------------------------------------------------------------- the rule's step
-
-
-def study_dir_of(calc_dir: Path) -> Path:
-    """``results/<study>`` for a calculation folder ``results/<study>/<calc...>``."""
-    parts = calc_dir.parts
-    if "results" in parts[:-1]:
-        i = len(parts) - 1 - parts[::-1].index("results")
-        if i + 1 < len(parts) - 1:
-            return Path(*parts[: i + 2])
-    return calc_dir.parent
 
 
 def is_defect_calc(calc_dir: Path) -> bool:

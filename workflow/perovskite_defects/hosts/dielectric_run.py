@@ -32,8 +32,8 @@ from perovskite_defects.corrections.dielectric import (
 )
 from perovskite_defects.corrections.dielectric import is_computed as is_computed
 from perovskite_defects.engines.base import CalcRecord
-from perovskite_defects.engines.cp2k import Cp2kSettings
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
+from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
 from perovskite_defects.hosts.phonons import DEFAULT_DISPLACEMENT
 

@@ -26,7 +26,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from perovskite_defects.engines.base import CalcRecord, CalcSpec, EngineError
-from perovskite_defects.engines.cp2k import Cp2kSettings
+from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.stability import (
     HostStability,
     StabilityError,

@@ -38,11 +38,10 @@ from perovskite_defects.thermodynamics.carriers import (
 from perovskite_defects.thermodynamics.fermi_solver import (
     DefectSpecies,
     FermiSolution,
-    QuenchedSolution,
     solve_fermi_level,
-    solve_quenched,
 )
 from perovskite_defects.thermodynamics.formation import DefectChargeEntry, charge_lines
+from perovskite_defects.thermodynamics.quenched import QuenchedSolution, solve_quenched
 
 log = logging.getLogger("perovskite_defects")
 

@@ -27,9 +27,7 @@ that would hide the sign of the net charge (wide brackets, low temperatures).
 The methods follow the usual textbook treatment (e.g. Freysoldt et al., Rev. Mod. Phys. 86,
 253 (2014); Sze & Ng, *Physics of Semiconductor Devices*, ch. 1); the code is written here.
 
-Why over 500 lines: the band models are already apart (``carriers.py``); what is left is
-one solver (defect species, the equilibrium root, the quench) whose parts are only
-meaningful together, with the input checks that give its one-line errors.
+The synthesis-then-room-temperature quench is in :mod:`perovskite_defects.thermodynamics.quenched`.
 """
 
 from __future__ import annotations
@@ -479,76 +477,3 @@ def solve_fermi_level(
         in_gap=0.0 <= root <= gap,
         fixed_totals=dict(fixed),
     )
-
-
-# --- quenching --------------------------------------------------------------------------------
-
-
-@dataclass
-class QuenchedSolution:
-    """Result of :func:`solve_quenched`.
-
-    Attributes:
-        synthesis: equilibrium at the synthesis temperature.
-        room: neutral state at room temperature with the defect totals frozen.
-        frozen_totals: defect name -> total concentration carried over (cm^-3).
-    """
-
-    synthesis: FermiSolution
-    room: FermiSolution
-    frozen_totals: dict[str, float]
-
-    def to_rows(self) -> Iterator[Row]:
-        """Rows (defect, charge, concentration in cm^-3) of the quenched, room-T state."""
-        return self.room.to_rows()
-
-    def summary(self) -> dict[str, Any]:
-        """Room-temperature Fermi level, n and p, plus the synthesis Fermi level."""
-        out = self.room.summary()
-        out["synthesis_temperature_K"] = self.synthesis.temperature
-        out["synthesis_fermi_level_eV"] = self.synthesis.fermi_level
-        return out
-
-
-def solve_quenched(
-    defects: Sequence[DefectSpecies],
-    bands: BandModel,
-    synthesis_temperature: float,
-    room_temperature: float,
-    *,
-    fixed_concentrations: Mapping[str, float] | None = None,
-    room_bands: BandModel | None = None,
-    bracket: tuple[float, float] | None = None,
-) -> QuenchedSolution:
-    """The standard "frozen defect" quench.
-
-    1. Full equilibrium at ``synthesis_temperature`` (defects and carriers).
-    2. Each defect's total concentration (summed over charge states) is frozen: the defects
-       cannot form, anneal or diffuse away on cooling.
-    3. At ``room_temperature`` the frozen totals are redistributed over their charge states by
-       the relative Boltzmann weights g_q exp(-E_f(q, E_F)/kT) at the new E_F (electrons are
-       fast), and neutrality is solved again.
-
-    Approximations: formation energies and degeneracies do not depend on temperature (no
-    vibrational entropy), no defect complexes form on cooling, and the band model is the same
-    at both temperatures unless ``room_bands`` is given (e.g. the room-temperature gap).
-
-    Args:
-        fixed_concentrations: totals held fixed already at the synthesis temperature (e.g. a
-            dopant); they are frozen like the others.
-        bracket: passed to both solves.
-    """
-    t_syn = check_temperature(synthesis_temperature, "synthesis temperature")
-    t_room = check_temperature(room_temperature, "room temperature")
-    hot = solve_fermi_level(
-        defects, bands, t_syn, fixed_concentrations=fixed_concentrations, bracket=bracket
-    )
-    frozen = hot.totals
-    cold = solve_fermi_level(
-        defects,
-        bands if room_bands is None else room_bands,
-        t_room,
-        fixed_concentrations=frozen,
-        bracket=bracket,
-    )
-    return QuenchedSolution(synthesis=hot, room=cold, frozen_totals=frozen)

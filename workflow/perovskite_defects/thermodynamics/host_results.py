@@ -30,7 +30,7 @@ from perovskite_defects.thermodynamics.concentrations import (
     solve_limits,
     spin_degeneracy,
 )
-from perovskite_defects.thermodynamics.fermi_solver import FermiSolution, QuenchedSolution
+from perovskite_defects.thermodynamics.fermi_solver import FermiSolution
 from perovskite_defects.thermodynamics.formation import (
     DefectChargeEntry,
     TransitionLevel,
@@ -38,6 +38,7 @@ from perovskite_defects.thermodynamics.formation import (
     transition_levels,
 )
 from perovskite_defects.thermodynamics.phase_limits import ChemicalPotentialLimits
+from perovskite_defects.thermodynamics.quenched import QuenchedSolution
 from perovskite_defects.thermodynamics.relaxation import (
     RELAXATION_KEY,
     add_unrelaxed_levels,

@@ -6,7 +6,8 @@ of bulk/ and hole_q1/: OMP_NUM_THREADS=1 cp2k.psmp -i cp2k.inp -o cp2k.out; gzip
 
 from pathlib import Path
 
-from perovskite_defects.engines.cp2k import Cp2kSettings, write_input
+from perovskite_defects.engines.cp2k import write_input
+from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.composition import end_member_lattice
 from perovskite_defects.hosts.perovskite import cubic_prototype, supercell
 
