@@ -1,6 +1,6 @@
 # The one rule that costs CPU hours: run the engine in a prepared folder, parse the result,
 # and write record.json only when the run converged (a defect that fails for good gets a
-# failure record instead; see perovskite_defects/recovery.py).
+# failure record instead; see perovskite_defects/engines/recovery.py).
 #
 # Resources grow with Snakemake's attempt number, so a job killed for memory or walltime
 # is resubmitted bigger (`--retries N`; the profiles set it). Killed runs resume from the
