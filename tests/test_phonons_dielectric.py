@@ -208,6 +208,35 @@ def test_computed_source_config_and_effective_tensor(tmp_path) -> None:
         effective_dielectric(ok["dielectric"], path, "X")
 
 
+def test_electronic_screening_uses_eps_inf(tmp_path) -> None:
+    """screening: electronic corrects with eps_inf (cited or computed, ionic refused or not)."""
+    import json
+
+    from perovskite_defects import config as cfg
+    from perovskite_defects.corrections.dielectric import describe, screening_tensor
+    from perovskite_defects.hosts.dielectric_run import effective_dielectric
+
+    cited = cfg.validate(
+        {"dielectric": {"electronic": 4.0, "ionic": 6.0, "screening": "electronic", "source": "p"}}
+    )["dielectric"]
+    np.testing.assert_allclose(screening_tensor(cited), 4.0 * np.eye(3))
+    assert describe(cited).startswith("4 (electronic part")
+    static = cfg.validate({"dielectric": {"electronic": 4.0, "ionic": 6.0}})["dielectric"]
+    np.testing.assert_allclose(screening_tensor(static), 10.0 * np.eye(3))
+    with pytest.raises(cfg.ConfigError, match="'dielectric.screening': 'electronic' needs"):
+        cfg.validate({"dielectric": {"value": 10.0, "screening": "electronic"}})
+    with pytest.raises(cfg.ConfigError, match="dielectric.screening"):
+        cfg.validate({"dielectric": {"value": 10.0, "screening": "optical"}})
+    computed = cfg.validate({"dielectric": {"source": "computed", "screening": "electronic"}})
+    path = tmp_path / "dielectric.json"
+    refusal = "optical Gamma mode(s) at -2.0 THz"
+    path.write_text(json.dumps({"electronic": (3.9 * np.eye(3)).tolist(), "ionic": None,
+                                "ionic_refused": refusal}))  # fmt: skip
+    eff = effective_dielectric(computed["dielectric"], path, "CsPbI3")
+    np.testing.assert_allclose(screening_tensor(eff), 3.9 * np.eye(3))
+    assert refusal in eff["source"]
+
+
 def test_cp2k_response_input(tmp_path) -> None:
     from perovskite_defects.engines.base import EngineError
     from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, write_input

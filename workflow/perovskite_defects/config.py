@@ -15,7 +15,13 @@ from typing import Any
 
 import yaml
 
-from perovskite_defects.corrections.dielectric import DielectricError, is_computed, total_tensor
+from perovskite_defects.corrections.dielectric import (
+    DielectricError,
+    is_computed,
+    screening,
+    screening_tensor,
+    total_tensor,
+)
 from perovskite_defects.defects.names import (
     OXIDATION,
     ROLES,
@@ -219,6 +225,9 @@ def _check_semantics(config: dict[str, Any]) -> None:
 
     try:
         total_tensor(config["dielectric"])
+        screening(config["dielectric"])
+        if not is_computed(config["dielectric"]):
+            screening_tensor(config["dielectric"])
     except DielectricError as err:
         raise ConfigError(str(err)) from None
     _check_computed_dielectric(config)

@@ -10,6 +10,12 @@ the structures). The correction needs the static total, electronic + ionic:
 - nothing: the default total, :data:`DEFAULT_TOTAL`.
 
 Only one of the two parts without ``value`` cannot make a total and is an error.
+
+``screening: electronic`` makes the corrections screen with ``electronic`` (eps_inf)
+instead of the total: the screening of a charge whose surrounding ions do not move, i.e.
+of unrelaxed (ideal-site, vertical) defects. It needs ``electronic`` (cited or computed);
+with ``source: computed`` it also lets a host whose ionic part is undefined (an imaginary
+optical Gamma mode) be corrected with its computed eps_inf.
 """
 
 from __future__ import annotations
@@ -25,6 +31,18 @@ import numpy as np
 DEFAULT_TOTAL = 10.0
 #: ``dielectric.source`` asking for the tensor computed by the workflow (hosts/dielectric_run).
 COMPUTED = "computed"
+#: ``dielectric.screening``: the static total (default) or the electronic part alone.
+SCREENINGS = ("static", "electronic")
+
+
+def screening(dielectric: Mapping[str, Any]) -> str:
+    """``dielectric.screening``, default ``static``; one line naming the key if unknown."""
+    value = str(dielectric.get("screening") or "static")
+    if value not in SCREENINGS:
+        raise DielectricError(
+            f"config key 'dielectric.screening': {value!r} is not one of {list(SCREENINGS)}"
+        )
+    return value
 
 
 def is_computed(dielectric: Mapping[str, Any]) -> bool:
@@ -56,16 +74,22 @@ def effective_dielectric(
             f"{where}config key 'dielectric.source' is 'computed' but {computed_json} is missing"
         )
     data = json.loads(Path(computed_json).read_text())
-    if data.get("ionic") is None:
+    electronic_only = screening(dielectric) == "electronic"
+    if data.get("ionic") is None and not electronic_only:
         raise ComputedDielectricError(
             f"{where}{computed_json}: no ionic part ({data.get('ionic_refused')}); give "
-            "'dielectric.value' (cited) for this host instead"
+            "'dielectric.value' (cited) for this host instead, or 'dielectric.screening: "
+            "electronic' for unrelaxed defects"
         )
+    source = f"computed ({computed_json})"
+    if data.get("ionic") is None:
+        source += f"; ionic part refused: {data.get('ionic_refused')}"
     return {
         "value": None,
         "electronic": data["electronic"],
         "ionic": data["ionic"],
-        "source": f"computed ({computed_json})",
+        "screening": screening(dielectric),
+        "source": source,
     }
 
 
@@ -142,6 +166,18 @@ def total_tensor(dielectric: Mapping[str, Any]) -> np.ndarray:
     return total
 
 
+def screening_tensor(dielectric: Mapping[str, Any]) -> np.ndarray:
+    """The tensor the corrections screen with: the static total, or eps_inf alone."""
+    if screening(dielectric) == "static":
+        return total_tensor(dielectric)
+    if dielectric.get("electronic") is None:
+        raise DielectricError(
+            "config key 'dielectric.screening': 'electronic' needs 'dielectric.electronic' "
+            "(or 'dielectric.source: computed')"
+        )
+    return as_tensor(dielectric["electronic"], "dielectric.electronic")
+
+
 def correction_argument(tensor: np.ndarray) -> float | np.ndarray:
     """A scalar for an isotropic tensor (same numbers, simpler provenance), else the tensor."""
     if np.allclose(tensor, tensor[0, 0] * np.eye(3), rtol=1e-12, atol=0.0):
@@ -151,13 +187,15 @@ def correction_argument(tensor: np.ndarray) -> float | np.ndarray:
 
 def describe(dielectric: Mapping[str, Any]) -> str:
     """Short text for table notes, e.g. '10.0' or 'diag(5, 5, 7.5)'."""
-    tensor = total_tensor(dielectric)
+    tensor = screening_tensor(dielectric)
     if np.allclose(tensor, tensor[0, 0] * np.eye(3), rtol=1e-12, atol=0.0):
         text = f"{tensor[0, 0]:g}"
     elif np.allclose(tensor, np.diag(np.diag(tensor)), atol=1e-12):
         text = "diag(" + ", ".join(f"{v:g}" for v in np.diag(tensor)) + ")"
     else:
         text = str(np.round(tensor, 4).tolist())
+    if screening(dielectric) == "electronic":
+        return text + " (electronic part, eps_inf: screening of unrelaxed defects)"
     if dielectric.get("electronic") is not None and dielectric.get("ionic") is not None:
         text += f" (electronic {dielectric['electronic']}, ionic {dielectric['ionic']})"
     return text

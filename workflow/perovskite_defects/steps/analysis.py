@@ -12,7 +12,7 @@ from perovskite_defects.corrections import efnv_correction, fnv_correction
 from perovskite_defects.corrections.dielectric import (
     correction_argument,
     effective_dielectric,
-    total_tensor,
+    screening_tensor,
 )
 from perovskite_defects.corrections.kumagai import ERROR_WARN_EV
 from perovskite_defects.defects.distinct_sites import DefectCell
@@ -58,7 +58,7 @@ def correction(
                 raise EngineError(f"{where}: no electrostatic potential file in the record")
         files = [bulk_dir / str(bulk.potential_file), defect_dir / str(defect.potential_file)]
         bulk_grid, defect_grid = (read_potential_grid(f) for f in files)
-        eps = correction_argument(total_tensor(dielectric))
+        eps = correction_argument(screening_tensor(dielectric))
         if scheme == "fnv":
             result.update(
                 fnv_correction(
@@ -90,7 +90,7 @@ def correction(
                 ERROR_WARN_EV,
             )
     result["dielectric"] = dict(dielectric)
-    result["dielectric_tensor"] = total_tensor(dielectric).tolist()
+    result["dielectric_tensor"] = screening_tensor(dielectric).tolist()
     Path(out_json).write_text(json.dumps(result, indent=1))
     return result
 
