@@ -254,3 +254,38 @@ def test_cp2k_response_input(tmp_path) -> None:
     odd = Structure(cell.lattice, ["Pb", "I"], cell.frac_coords)  # 4 + 7 valence electrons
     with pytest.raises(EngineError, match="closed-shell"):
         write_input(odd, Cp2kSettings(), tmp_path / "o")
+
+
+def test_dielectric_phonons_from_the_engine_in_the_unit_cell() -> None:
+    """compute_dielectric with phonon_forces: Gamma phonons of the unit cell (no supercell)
+    from the engine's forces, the field runs alone in the response supercell; the ionic part
+    then equals the Lyddane-Sachs-Teller oscillator of the module docstring."""
+    from perovskite_defects.hosts.dielectric_tensor import (
+        EPS0_E_PER_V_ANGSTROM,
+        compute_dielectric,
+    )
+
+    z, chi = 1.1, 1.3
+    labels: list[str] = []
+
+    def field_run(cell: Structure, label: str, field: np.ndarray):
+        labels.append(label)
+        charges = np.array([z if s.specie.symbol == "Na" else -z for s in cell])
+        return np.outer(charges, field), EPS0_E_PER_V_ANGSTROM * cell.volume * chi * field
+
+    unit = fcc_primitive()
+    result = compute_dielectric(
+        unit, CONVENTIONAL_FROM_FCC, field_run, 0.05, phonon_forces=spring_forces(K_SPRING)
+    )
+    assert all(label.startswith("field") for label in labels) and len(labels) == 2
+    assert result.settings["phonon_cell_matrix"] == np.eye(3, dtype=int).tolist()
+    mu_kg = reduced_mass(unit) * constants.atomic_mass
+    k_si = K_SPRING * constants.eV / 1e-20
+    omega_sq = 2 * k_si / mu_kg
+    assert np.allclose(
+        np.sort(result.phonons.frequencies)[3:], math.sqrt(omega_sq) / 2e12 / math.pi
+    )
+    volume_si = unit.volume * 1e-30
+    expected = (z * constants.e) ** 2 / (constants.epsilon_0 * volume_si * mu_kg * omega_sq)
+    np.testing.assert_allclose(result.ionic, expected * np.eye(3), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(result.electronic, (1 + chi) * np.eye(3), rtol=1e-6, atol=1e-9)

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pymatgen.core import Structure
 
 from perovskite_defects.corrections.dielectric import COMPUTED as COMPUTED
@@ -32,10 +33,16 @@ from perovskite_defects.corrections.dielectric import (
 )
 from perovskite_defects.corrections.dielectric import is_computed as is_computed
 from perovskite_defects.engines.base import CalcRecord
+from perovskite_defects.engines.cp2k import find_executable
 from perovskite_defects.engines.cp2k_response import DEFAULT_FIELD, Cp2kResponseRunner
 from perovskite_defects.engines.cp2k_settings import Cp2kSettings
 from perovskite_defects.hosts.dielectric_tensor import DielectricResult, compute_dielectric
 from perovskite_defects.hosts.phonons import DEFAULT_DISPLACEMENT
+from perovskite_defects.hosts.stability_run import (
+    EngineCalculator,
+    stability_engine,
+    standalone_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +58,32 @@ def run_host_dielectric(
     nprocs: int = 1,
     executable: str | None = None,
     mpi_launcher: str = "mpirun",
+    phonon_engine: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> DielectricResult:
-    """Compute eps_inf, Z*, Gamma phonons and eps_ion of ``structure`` with CP2K; write JSON."""
+    """Compute eps_inf, Z*, Gamma phonons and eps_ion of ``structure`` with CP2K; write JSON.
+
+    ``phonon_engine`` (engine, run options; ``steps/params.py`` forms) computes the forces
+    of the Gamma phonons in the unit cell with the engine's symmetric k-mesh (the stability
+    check's :func:`~perovskite_defects.hosts.stability_run.stability_engine`); None uses
+    the Gamma-only response supercell, which :func:`compute_dielectric` says is too coarse.
+    """
     runner = Cp2kResponseRunner(settings, Path(workdir), executable, mpi_launcher, nprocs)
-    result = compute_dielectric(structure, supercell, runner.field_run, field, displacement)
+    phonon_forces = None
+    if phonon_engine is not None:
+        calculator = EngineCalculator(stability_engine(phonon_engine[0]), phonon_engine[1], nprocs)
+
+        def phonon_forces(cell: Structure, label: str) -> np.ndarray:
+            return calculator.forces(cell, Path(workdir) / "phonons" / label)[0]
+
+    result = compute_dielectric(
+        structure, supercell, runner.field_run, field, displacement, phonon_forces=phonon_forces
+    )
     summary = result.summary()
     summary["engine"] = "cp2k"
     summary["route"] = (
         "finite Berry-phase field (CP2K PERIODIC_EFIELD), Gamma-only supercell: Z* from "
-        "forces, eps_inf from the Berry-phase dipole; phonopy Gamma phonons"
+        "forces, eps_inf from the Berry-phase dipole; phonopy Gamma phonons from "
+        + ("the unit cell with the engine's k-mesh" if phonon_engine else "the same supercell")
     )
     summary["cp2k_settings"] = {
         k: getattr(settings, k) for k in ("basis", "cutoff_ry", "rel_cutoff_ry")
@@ -106,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         field=args.field,
         displacement=args.displacement,
         nprocs=args.nprocs,
+        phonon_engine=standalone_engine("fast", {"cutoff_ry": args.cutoff}, find_executable()),
     )
     print(json.dumps({k: v for k, v in result.summary().items() if k != "phonons"}, indent=1))
     return 0
@@ -142,4 +167,5 @@ def host_dielectric_step(
         nprocs=nprocs,
         executable=options["executable"],
         mpi_launcher=options["mpi_launcher"],
+        phonon_engine=(engine, run),
     )
