@@ -1,0 +1,96 @@
+# The ground-state search (config ground_state_search: screen or full; docs/physics-and-
+# settings.md "Ground-state search"). Defined only when it is on: with off these rules do
+# not exist, so the DAG and every output of a study are what they were.
+#
+# Per defect and charge state: one trial folder per bond distortion (ShakeNBreak's method,
+# defects/distortions.py) plus Unperturbed, relaxed at loose thresholds by run_calculation
+# like any calc (resume, SCF ladder, failure records); per defect a summary (energy against
+# distortion, lowest trial); the production inputs then start from the lowest trial when it
+# is more than 0.05 eV below Unperturbed (steps/search.py).
+
+if CONFIG["ground_state_search"] != "off":
+    from perovskite_defects.steps import search as pd_search
+
+    try:
+        SEARCH_TRIAL_PARAMS = pd_params.search_trial_params(CONFIG)
+    except ValueError as err:
+        raise WorkflowError(f"invalid configuration: {err}")
+    SEARCH_DISTORTIONS = pd_params.search_distortions(CONFIG)
+
+    @functools.lru_cache(maxsize=None)
+    def _search_jobs(manifest, mtime_ns):
+        """Defect id -> charge -> trial labels of a manifest, read once per version."""
+        return pd_search.search_jobs(manifest, SEARCH_DISTORTIONS)
+
+    def search_trial_records(wildcards):
+        """Records of every trial of one defect (all its charge states)."""
+        manifest = checkpoints.defect_manifest.get(**wildcards).output.tsv
+        jobs = _search_jobs(manifest, os.stat(manifest).st_mtime_ns)
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        return [
+            f"{folder}/search/q{q}/{label}/record.json"
+            for q, labels in jobs.get(wildcards.defect, {}).items()
+            for label in labels
+        ]
+
+    rule search_trial:
+        input:
+            manifest="results/{study}/{host}/defects/manifest.tsv",
+            bulk="results/{study}/{host}/bulk/calc.json",
+        output:
+            "results/{study}/{host}/defects/{defect}/search/q{charge}/{label}/calc.json",
+        log:
+            "logs/{study}/{host}/defects/{defect}/search/q{charge}/{label}/inputs.log",
+        wildcard_constraints:
+            host=HOST_RE,
+            label=r"Unperturbed|Rattled|Bond_Distortion_-?\d+\.\d%",
+        conda:
+            "../../envs/perovskite-defects.yaml"
+        params:
+            **SEARCH_TRIAL_PARAMS,
+        script:
+            "../scripts/search_trial.py"
+
+    rule search_summary:
+        input:
+            manifest="results/{study}/{host}/defects/manifest.tsv",
+            trials=search_trial_records,
+        output:
+            json="results/{study}/{host}/defects/{defect}/search/summary.json",
+            csv="results/{study}/{host}/defects/{defect}/search/summary.csv",
+            png="results/{study}/{host}/defects/{defect}/search/summary.png",
+            svg="results/{study}/{host}/defects/{defect}/search/summary.svg",
+        log:
+            "logs/{study}/{host}/defects/{defect}/search/summary.log",
+        wildcard_constraints:
+            host=HOST_RE,
+        conda:
+            "../../envs/perovskite-defects.yaml"
+        params:
+            **pd_params.search_summary_params(CONFIG),
+        script:
+            "../scripts/search_summary.py"
+
+    # The production inputs of a searched defect: the same output as defect_inputs, which
+    # this rule replaces while the search is on.
+    rule defect_inputs_searched:
+        input:
+            manifest="results/{study}/{host}/defects/manifest.tsv",
+            bulk="results/{study}/{host}/bulk/calc.json",
+            summary="results/{study}/{host}/defects/{defect}/search/summary.json",
+        output:
+            "results/{study}/{host}/defects/{defect}_q{charge}/calc.json",
+        log:
+            "logs/{study}/{host}/defects/{defect}_q{charge}/inputs.log",
+        wildcard_constraints:
+            host=HOST_RE,
+        conda:
+            "../../envs/perovskite-defects.yaml"
+        params:
+            **pd_params.defect_inputs_searched_params(CONFIG),
+        script:
+            "../scripts/defect_inputs_searched.py"
+
+    ruleorder: defect_inputs_searched > defect_inputs
