@@ -8,32 +8,7 @@
 # distortion, lowest trial); the production inputs then start from the lowest trial when it
 # is more than 0.05 eV below Unperturbed (steps/search.py).
 
-if CONFIG["ground_state_search"] != "off":
-    from perovskite_defects.steps import search as pd_search
-
-    try:
-        SEARCH_TRIAL_PARAMS = pd_params.search_trial_params(CONFIG)
-    except ValueError as err:
-        raise WorkflowError(f"invalid configuration: {err}")
-    SEARCH_DISTORTIONS = pd_params.search_distortions(CONFIG)
-
-    @functools.lru_cache(maxsize=None)
-    def _search_jobs(manifest, mtime_ns):
-        """Defect id -> charge -> trial labels of a manifest, read once per version."""
-        return pd_search.search_jobs(manifest, SEARCH_DISTORTIONS)
-
-    def search_trial_records(wildcards):
-        """Records of every trial of one defect (all its charge states)."""
-        manifest = checkpoints.defect_manifest.get(**wildcards).output.tsv
-        jobs = _search_jobs(manifest, os.stat(manifest).st_mtime_ns)
-        folder = (
-            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
-        )
-        return [
-            f"{folder}/search/q{q}/{label}/record.json"
-            for q, labels in jobs.get(wildcards.defect, {}).items()
-            for label in labels
-        ]
+if SEARCH_ON:
 
     rule search_trial:
         input:
