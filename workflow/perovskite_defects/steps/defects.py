@@ -89,6 +89,9 @@ def prepare_defect(
     """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
     structure, cell = defect_cell(manifest_dir, bulk_dir, defect_id, charge)
     write_defect_inputs(structure, cell, charge, Path(calc_dir), engine)
+    # a start.json left by an earlier run with the ground-state search on would be read
+    # as this run's start (steps/search.py, steps/tables.py)
+    (Path(calc_dir) / "start.json").unlink(missing_ok=True)
 
 
 def defect_cell(

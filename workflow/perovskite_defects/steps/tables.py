@@ -77,12 +77,13 @@ def _with_search_start(record: CalcRecord, directory: Path) -> CalcRecord:
     """A relaxation that started from a ground-state-search trial (its start.json, written
     only with ground_state_search on) began away from the ideal site: its vertical energy
     is the first step of the Unperturbed trial (same SCF settings), so the relaxation
-    energy stays E_relaxed - E_ideal site."""
+    energy stays E_relaxed - E_ideal site (none when that first step is unknown)."""
     path = directory / SEARCH_START
     if path.is_file():
-        vertical = json.loads(path.read_text()).get("vertical_energy_eV")
-        if vertical is not None:
-            record.initial_energy = float(vertical)
+        start = json.loads(path.read_text())
+        if start["start"] != "ideal site":  # unknown vertical energy: no relaxation energy
+            vertical = start.get("vertical_energy_eV")
+            record.initial_energy = None if vertical is None else float(vertical)
     return record
 
 
