@@ -60,6 +60,8 @@ STEPS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
 # rules that exist only with ground_state_search on (rules/search.smk)
 SEARCH_STEPS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "search_trial": (sp.search_trial_params, search.prepare_trial),
+    "search_round1": (sp.search_summary_params, search.search_candidates),
+    "search_cross_trial": (sp.search_trial_params, search.prepare_cross_trial),
     "search_summary": (sp.search_summary_params, search.summarise_search),
     "defect_inputs_searched": (sp.defect_inputs_searched_params, search.prepare_searched_defect),
 }

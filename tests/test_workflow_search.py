@@ -196,6 +196,24 @@ def test_summary_and_the_production_start(host_dirs, tmp_path: Path) -> None:
     assert rows["Bond_Distortion_20.0%"]["energy_eV"] == ""  # a failed trial has no number
     assert (out / "summary.png").stat().st_size > 0
 
+    # round 1 lists the cross-charge trial; once tried it is a trial like the others
+    round1 = search.search_candidates(
+        manifest, "V_I", records, tmp_path / "round1.json", min_e_diff=0.05
+    )
+    assert round1["cross_charge_candidates"] == summary["cross_charge_candidates"]
+    cross = trials / "q1" / "Bond_Distortion_-40.0%_from_0"
+    search.prepare_cross_trial(
+        manifest, bulk, "V_I", 1, records[1], cross, **sp.search_trial_params(config)
+    )
+    assert np.allclose(Structure.from_file(cross / "structure.vasp").cart_coords, moved.cart_coords)
+    assert "CHARGE 1" in (cross / "cp2k.inp").read_text()
+    both = [*records, _record(moved, -90.3, cross / "record.json")]
+    second = search.summarise_search(manifest, "V_I", both, out, min_e_diff=0.05)
+    assert second["lowest"]["1"]["label"] == "Bond_Distortion_-40.0%_from_0"
+    assert second["lowest"]["1"]["lowering_eV"] == pytest.approx(-0.3)
+    assert second["cross_charge_candidates"] == []  # both directions tried or not needed
+    search.summarise_search(manifest, "V_I", records, out, min_e_diff=0.05)  # round 1 again
+
     engine = sp.defect_inputs_searched_params(config)["engine"]
     for q, start in ((0, "Bond_Distortion_-40.0%"), (1, "ideal site")):
         calc = tmp_path / f"V_I_q{q}"
@@ -222,7 +240,9 @@ def _job_counts(output: str) -> dict[str, int]:
 
 def test_dry_run_plans_the_trials_only_when_the_search_is_on(tmp_path: Path) -> None:
     """After the manifest (pure Python), screen plans Unperturbed + Rattled for V_I(+1) and
-    V_I(0)'s five distortions + Unperturbed, their runs and one summary; off plans none."""
+    V_I(0)'s five distortions + Unperturbed, their runs, round 1 and one summary; off
+    plans none. With round 1 done (its trial records HAND-MADE, V_I(0) lower at -40 %),
+    the summary waits for that structure relaxed in charge +1."""
     study = _study(defects=[{"name": "V_I", "charges": [1, 0], "representatives": 1}])
     manifest = "results/gss/CsPbI3/defects/manifest.tsv"
     proc = snakemake(tmp_path, study, "--cores", "1", manifest, timeout=600)
@@ -231,17 +251,47 @@ def test_dry_run_plans_the_trials_only_when_the_search_is_on(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _job_counts(proc.stdout)
     assert jobs["search_trial"] == 8 and jobs["search_summary"] == 1
+    assert jobs["search_round1"] == 1 and "search_cross_trial" not in jobs  # known later
     assert jobs["defect_inputs_searched"] == 2 and "defect_inputs" not in jobs
     planned = set(re.findall(r"defects/V_I/search/(q-?\d+/[^/]+)/record\.json", proc.stdout))
-    assert planned == {"q1/Unperturbed", "q1/Rattled"} | {
-        f"q0/{x}" for x in ["Unperturbed"] + SCREEN
-    }
+    first_round = {"q1/Unperturbed", "q1/Rattled"} | {f"q0/{x}" for x in ["Unperturbed", *SCREEN]}
+    assert planned == first_round
     off = snakemake(tmp_path, {**study, "ground_state_search": "off"}, "--cores", "1", "-n")
     assert off.returncode == 0, off.stderr[-3000:]
     jobs_off = _job_counts(off.stdout)
     assert "/search/" not in off.stdout and "search_" not in off.stdout
     assert jobs_off["defect_inputs"] == 2
     assert jobs["run_calculation"] - jobs_off["run_calculation"] == 8
+
+    # round 1 as if run: hand-made records, its checkpoint output, a bulk input file
+    from pymatgen.core import Structure
+
+    results = tmp_path / "results/gss/CsPbI3"
+    cell = json.loads((results / "structures/V_I.json").read_text())["structure"]
+    folder = results / "defects/V_I/search"
+    records = [
+        _record(Structure.from_dict(cell), -100.3 if "-40" in t else -100.0,
+                folder / t / "record.json")
+        for t in first_round
+    ]  # fmt: skip
+    search.search_candidates(
+        results / "defects", "V_I", records, folder / "round1.json", min_e_diff=0.05
+    )
+    (results / "bulk").mkdir()
+    (results / "bulk/calc.json").write_text("{}")
+    rules = ["search_summary", "search_round1", "search_cross_trial", "run_calculation"]
+    target = str(folder.relative_to(tmp_path) / "summary.json")
+    proc = snakemake(
+        tmp_path, study, "--cores", "1", "-n", "--allowed-rules", *rules, "defect_manifest",
+        "--", target,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _job_counts(proc.stdout) == {
+        "search_cross_trial": 1, "run_calculation": 1, "search_summary": 1, "total": 3
+    }  # fmt: skip
+    cross = "search/q1/Bond_Distortion_-40.0%_from_0"
+    assert f"{cross}/record.json" in proc.stdout
+    assert "search/q0/Bond_Distortion_-40.0%/record.json" in proc.stdout  # its source
 
 
 @pytest.mark.long

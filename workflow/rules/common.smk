@@ -1,5 +1,6 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
 import functools
+import json
 import os
 import re
 import sys
@@ -288,3 +289,24 @@ if SEARCH_ON:
             for q, labels in jobs.get(wildcards.defect, {}).items()
             for label in labels
         ]
+
+    def search_all_records(wildcards):
+        """Both rounds' trial records of one defect: the first round and the cross-charge
+        trials its checkpoint (search_round1) listed."""
+        first = search_trial_records(wildcards)
+        round1 = checkpoints.search_round1.get(**wildcards).output[0]
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        cross = json.loads(Path(round1).read_text())["cross_charge_candidates"]
+        return first + [
+            f"{folder}/search/q{c['charge']}/{c['new_label']}/record.json"
+            for c in cross
+        ]
+
+    def cross_trial_source(wildcards):
+        """The relaxed first-round trial a cross-charge trial starts from."""
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        return f"{folder}/search/q{int(wildcards.source)}/{wildcards.label}/record.json"

@@ -127,6 +127,18 @@ def prepare_trial(
             (calc_dir / OMITTED).parent.mkdir(parents=True, exist_ok=True)
             (calc_dir / OMITTED).write_text(json.dumps(info, indent=1) + "\n")
             log.warning("%s q=%d %s: omitted (%s)", defect_id, charge, label, info["omitted"])
+    _write_trial(structure, cell, charge, calc_dir, engine, info)
+
+
+def _write_trial(
+    structure: Any,
+    cell: Any,
+    charge: int,
+    calc_dir: Path,
+    engine: Mapping[str, Any],
+    info: Mapping[str, Any],
+) -> None:
+    """trial.json, structure files, defect.json and the inputs of a trial relaxation."""
     calc_dir.mkdir(parents=True, exist_ok=True)
     (calc_dir / TRIAL).write_text(json.dumps(info, indent=1) + "\n")
     relax_radius = float(engine["settings"]["relax_radius"])
@@ -135,6 +147,37 @@ def prepare_trial(
     cell.to_json(calc_dir / DEFECT_CELL)  # a trial that fails for good gets a failure record
     spec = CalcSpec("relax_ions", "defect", charge=charge, fixed_atoms=fixed)
     write_inputs(engine, structure, spec, calc_dir)
+
+
+def prepare_cross_trial(
+    manifest_dir: str | Path,
+    bulk_dir: str | Path,
+    defect_id: str,
+    charge: int,
+    source_record: str | Path,
+    calc_dir: str | Path,
+    *,
+    engine: Mapping[str, Any],
+) -> None:
+    """A cross-charge trial: the relaxed structure of another charge state's new ground
+    state (``source_record``) relaxed again in charge state ``charge``, as ShakeNBreak's
+    second round does (labels "<label>_from_<q>")."""
+    from pymatgen.core import Structure
+
+    structure, cell = defect_cell(manifest_dir, Path(bulk_dir), defect_id, charge)
+    source = CalcRecord.from_json(source_record)
+    if not source.converged:
+        raise ValueError(f"{source_record}: a cross-charge trial needs a relaxed source")
+    start = Structure.from_dict(source.structure)
+    if [s.specie for s in start] != [s.specie for s in structure]:
+        raise ValueError(f"{source_record}: not a structure of defect {defect_id}")
+    info = {
+        "defect": defect_id,
+        "charge": charge,
+        "from_charge": int(source.charge),
+        "source_record": str(source_record),
+    }
+    _write_trial(start, cell, charge, Path(calc_dir), engine, info)
 
 
 def _centre(structure: Any, cell: Any) -> Any:
@@ -178,20 +221,15 @@ def _trial_status(record: CalcRecord, folder: Path) -> str:
     return "relaxed"
 
 
-def summarise_search(
-    manifest_dir: str | Path,
-    defect_id: str,
-    trial_records: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    min_e_diff: float,
+def search_summary(
+    manifest_dir: str | Path, defect_id: str, trial_records: Sequence[str | Path], min_e_diff: float
 ) -> dict[str, Any]:
-    """summary.json, summary.csv and the energy-vs-distortion plot (PNG, SVG) of one
-    defect in ``out_dir``. Failed or omitted trials are listed with their reason and never
-    used; a charge state whose Unperturbed relaxation failed has no lowest trial (its
-    production run then starts from the ideal cell). Returns the summary."""
-    manifest_dir, out_dir = Path(manifest_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The summary of one defect's trials (what summary.json holds): every trial with its
+    status, energy and energy relative to Unperturbed, per charge state the lowest, and
+    the cross-charge candidates not yet tried (a new ground state of q to relax in q').
+    The workflow runs one cross-charge round (ShakeNBreak compares structures to decide
+    on more); candidates left after it are listed in summary.json, not run."""
+    manifest_dir = Path(manifest_dir)
     name = _defect_name(manifest_dir, defect_id)
     rows: list[dict[str, Any]] = []
     energies: dict[int, dict[str, float]] = {}
@@ -213,7 +251,8 @@ def summarise_search(
         row["energy_eV"] = found.energy if found else None
         row["relative_eV"] = found.relative if found else None
     lowest = gss.lowest_trials(usable, min_e_diff) if usable else []
-    summary = {
+    tried = {(r["charge"], r["label"]) for r in rows}
+    return {
         "defect": defect_id,
         "name": name,
         "not_searched": not_searched(name),
@@ -234,14 +273,52 @@ def summarise_search(
         },
         "trials": rows,
         "failed": [r for r in rows if r["status"] != "relaxed"],
-        # TODO(issue 11): relax these in the other charge states (not run yet)
         "cross_charge_candidates": [
             {"charge": q, "from_charge": src, "label": lab, "new_label": new}
             for q, src, lab, new in gss.cross_charge_trials(lowest)
+            # not tried yet, and not back to the charge state the structure came from
+            if (q, new) not in tried and gss.parse_label(lab)[1] != q
         ],
     }
+
+
+def search_candidates(
+    manifest_dir: str | Path,
+    defect_id: str,
+    trial_records: Sequence[str | Path],
+    out_json: str | Path,
+    *,
+    min_e_diff: float,
+) -> dict[str, Any]:
+    """The first round's summary (``round1.json``): its ``cross_charge_candidates`` are
+    the cross-charge trials of the second round (rule search_cross_trial)."""
+    summary = search_summary(manifest_dir, defect_id, trial_records, min_e_diff)
+    Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_json).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def summarise_search(
+    manifest_dir: str | Path,
+    defect_id: str,
+    trial_records: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    min_e_diff: float,
+) -> dict[str, Any]:
+    """summary.json, summary.csv and the energy-vs-distortion plot (PNG, SVG) of one
+    defect in ``out_dir``, over every trial of both rounds. Failed or omitted trials are
+    listed with their reason and never used; a charge state whose Unperturbed relaxation
+    failed has no lowest trial (its production run then starts from the ideal cell)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = search_summary(manifest_dir, defect_id, trial_records, min_e_diff)
     (out_dir / f"{SUMMARY}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _write_summary_csv(rows, out_dir / f"{SUMMARY}.csv")
+    _write_summary_csv(summary["trials"], out_dir / f"{SUMMARY}.csv")
+    usable: dict[int, dict[str, float]] = {}
+    for row in summary["trials"]:
+        if row["energy_eV"] is not None:
+            usable.setdefault(row["charge"], {})[row["label"]] = row["energy_eV"]
     _plot(usable, defect_id, out_dir / SUMMARY)
     return summary
 
