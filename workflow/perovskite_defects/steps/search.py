@@ -6,10 +6,9 @@ state gets trial relaxations (:func:`prepare_trial`, one calc folder per trial u
 summary per defect (:func:`summarise_search`: the energy-vs-distortion table and plot of
 :mod:`perovskite_defects.thermodynamics.ground_state_search`), and production inputs that
 start from the lowest trial when it is more than ``min_e_diff`` below the plain relaxation
-(:func:`prepare_searched_defect`, which records the start in ``start.json``).
-
-Not run yet (documented open item): a ground state found for one charge state tried in the
-others; the summary lists those candidates (``cross_charge_candidates``).
+(:func:`prepare_searched_defect`, which records the start in ``start.json``). Between
+the two, one cross-charge round: the first round's new ground states (:func:`search_candidates`)
+relaxed in the other charge states (:func:`prepare_cross_trial`).
 """
 
 from __future__ import annotations
