@@ -329,3 +329,20 @@ def test_real_search_of_the_iodine_vacancy(tmp_path: Path, cp2k_binary: str) -> 
     else:
         expected = CalcRecord.from_json(tmp_path / lowest["record"]).pmg_structure()
     assert np.allclose(first.cart_coords, expected.cart_coords, atol=1e-5)
+
+
+def test_provenance_names_the_search_start(tmp_path: Path) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    from perovskite_defects.steps.tables import _run_provenance
+    from perovskite_defects.thermodynamics.host_results import DefectRun
+
+    cell = Structure(Lattice.cubic(6.3), ["Pb"], [[0, 0, 0]])
+    record = CalcRecord.from_json(_record(cell, -10.0, tmp_path / "q1" / "record.json"))
+    run = DefectRun("V_I", record, {"I": -1}, 1.0, 0.1)
+    folder = tmp_path / "q1"
+    (folder / "correction.json").write_text(json.dumps({"total": 0.1}))
+    assert "search_start" not in _run_provenance(run, folder)  # search off: as before
+    start = {"start": "Rattled", "lowering_eV": -0.2, "vertical_energy_eV": -9.5}
+    (folder / "start.json").write_text(json.dumps(start))
+    assert _run_provenance(run, folder)["search_start"] == start
