@@ -24,7 +24,15 @@ import yaml
 
 from perovskite_defects import config as cfg
 from perovskite_defects.hosts.dielectric_run import host_dielectric_step
-from perovskite_defects.steps import analysis, calculations, defects, hosts, phases, spin_orbit
+from perovskite_defects.steps import (
+    analysis,
+    calculations,
+    defects,
+    hosts,
+    phases,
+    search,
+    spin_orbit,
+)
 from perovskite_defects.steps import params as sp
 from perovskite_defects.steps import tables as steps_tables
 from perovskite_defects.study import end_member_plans, plan_from_params, plan_hosts
@@ -48,6 +56,14 @@ STEPS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "defect_analysis": (sp.defect_analysis_params, analysis.defect_analysis),
     "tables": (sp.tables_params, steps_tables.tables),
     "aggregate_tables": (sp.aggregate_tables_params, steps_tables.aggregate_tables),
+}
+# rules that exist only with ground_state_search on (rules/search.smk)
+SEARCH_STEPS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "search_trial": (sp.search_trial_params, search.prepare_trial),
+    "search_round1": (sp.search_summary_params, search.search_candidates),
+    "search_cross_trial": (sp.search_trial_params, search.prepare_cross_trial),
+    "search_summary": (sp.search_summary_params, search.summarise_search),
+    "defect_inputs_searched": (sp.defect_inputs_searched_params, search.prepare_searched_defect),
 }
 # DFT rules: the step also takes run_params (from the job's resources)
 RUNS = {"host_stability", "host_dielectric", "run_calculation"}
@@ -117,6 +133,37 @@ def test_every_rule_passes_exactly_its_params_to_its_step(workflow: Any) -> None
         if name in RUNS:
             expected |= set(sp.param_names(sp.run_params))
         assert set(rule.params._names) == expected, name
+
+
+def test_search_rules_pass_exactly_their_params(tmp_path: Path) -> None:
+    """The same check for the rules of a study with the ground-state search on."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (
+        ConfigSettings,
+        OutputSettings,
+        ResourceSettings,
+        StorageSettings,
+    )
+
+    on = {"ground_state_search": "screen", "cp2k": {"settings": {"relax_radius": 6.0}}}
+    with SnakemakeApi(OutputSettings(quiet=True)) as api:
+        parsed = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[ROOT / "config.yaml"], config=on),
+            storage_settings=StorageSettings(),
+            snakefile=ROOT / "Snakefile",
+            workdir=tmp_path,
+        )
+        rules = {rule.name: rule for rule in parsed._workflow.rules if rule.script}
+    assert set(SEARCH_STEPS) <= set(rules)
+    config = cfg.validate({**yaml.safe_load((ROOT / "config.yaml").read_text()), **on})
+    for name, (function, step) in SEARCH_STEPS.items():
+        script = ROOT / "workflow" / "scripts" / Path(rules[name].script).name
+        assert script_step(script) is step, name
+        names = set(rules[name].params._names)
+        assert names == keyword_only(step) == set(sp.param_names(function)), name
+        params = function(config)
+        assert _plain(dict(params)) and repr(function(config)) == repr(params), name
 
 
 def test_only_the_run_params_are_left_out_of_snakemakes_params_check(workflow: Any) -> None:

@@ -257,7 +257,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
     _check_charges(config, hosts)
     _check_engine_settings(config)
     _check_stability(config)
-    _check_ground_state_search(config)
 
     try:
         check_soc(config)
@@ -378,17 +377,6 @@ def _check_stability(config: Mapping[str, Any]) -> None:
         )
     if framework(config) != PEROVSKITE:
         raise ConfigError("config key 'host.stability.check': only for framework perovskite hosts")
-
-
-def _check_ground_state_search(config: Mapping[str, Any]) -> None:
-    """ground_state_search: only off until the trial relaxations run as workflow jobs (a
-    key that silently did nothing would report unsearched defects as searched)."""
-    mode = config["ground_state_search"]
-    if mode != "off":
-        raise ConfigError(
-            f"config key 'ground_state_search': {mode} is not run by the workflow yet (trial "
-            "structures: perovskite-defects distort); set off"
-        )
 
 
 def _check_engine_settings(config: Mapping[str, Any]) -> None:

@@ -1,5 +1,6 @@
 # Config validation, study plan and wildcard constraints shared by all rule files.
 import functools
+import json
 import os
 import re
 import sys
@@ -257,3 +258,55 @@ def dielectric_input(wildcards):
             "structure-file host): give 'dielectric.value' instead"
         )
     return [f"results/{wildcards.study}/{wildcards.host}/dielectric/dielectric.json"]
+
+
+# The ground-state search (rules in search.smk, defined only when it is on): the trial
+# relaxations' params and the trial records of a defect, from its host's manifest.
+SEARCH_ON = CONFIG["ground_state_search"] != "off"
+if SEARCH_ON:
+    from perovskite_defects.steps import search as pd_search
+
+    try:
+        SEARCH_TRIAL_PARAMS = pd_params.search_trial_params(CONFIG)
+    except ValueError as err:
+        raise WorkflowError(f"invalid configuration: {err}")
+    SEARCH_DISTORTIONS = pd_params.search_distortions(CONFIG)
+
+    @functools.lru_cache(maxsize=None)
+    def _search_jobs(manifest, mtime_ns):
+        """Defect id -> charge -> trial labels of a manifest, read once per version."""
+        return pd_search.search_jobs(manifest, SEARCH_DISTORTIONS)
+
+    def search_trial_records(wildcards):
+        """Records of every trial of one defect (all its charge states)."""
+        manifest = checkpoints.defect_manifest.get(**wildcards).output.tsv
+        jobs = _search_jobs(manifest, os.stat(manifest).st_mtime_ns)
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        return [
+            f"{folder}/search/q{q}/{label}/record.json"
+            for q, labels in jobs.get(wildcards.defect, {}).items()
+            for label in labels
+        ]
+
+    def search_all_records(wildcards):
+        """Both rounds' trial records of one defect: the first round and the cross-charge
+        trials its checkpoint (search_round1) listed."""
+        first = search_trial_records(wildcards)
+        round1 = checkpoints.search_round1.get(**wildcards).output[0]
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        cross = json.loads(Path(round1).read_text())["cross_charge_candidates"]
+        return first + [
+            f"{folder}/search/q{c['charge']}/{c['new_label']}/record.json"
+            for c in cross
+        ]
+
+    def cross_trial_source(wildcards):
+        """The relaxed first-round trial a cross-charge trial starts from."""
+        folder = (
+            f"results/{wildcards.study}/{wildcards.host}/defects/{wildcards.defect}"
+        )
+        return f"{folder}/search/q{int(wildcards.source)}/{wildcards.label}/record.json"

@@ -87,6 +87,18 @@ def prepare_defect(
     engine: Mapping[str, Any],
 ) -> None:
     """Inputs of one defect of the manifest in one charge state, built in the bulk supercell."""
+    structure, cell = defect_cell(manifest_dir, bulk_dir, defect_id, charge)
+    write_defect_inputs(structure, cell, charge, Path(calc_dir), engine)
+    # a start.json left by an earlier run with the ground-state search on would be read
+    # as this run's start (steps/search.py, steps/tables.py)
+    (Path(calc_dir) / "start.json").unlink(missing_ok=True)
+
+
+def defect_cell(
+    manifest_dir: str | Path, bulk_dir: str | Path, defect_id: str, charge: int
+) -> tuple[Any, DefectCell]:
+    """The defect supercell of ``defect_id`` (a manifest entry) built in the bulk supercell,
+    and its :class:`DefectCell` record; ``charge`` must be one of the entry's."""
     from pymatgen.core import Structure
 
     entries = {e.id: e for e in read_manifest(manifest_dir)}
@@ -111,7 +123,16 @@ def prepare_defect(
         site_index=entry.representative - 1,
         n_distinct_sites=entry.n_representatives,
     )
-    calc_dir = Path(calc_dir)
+    return structure, cell
+
+
+def write_defect_inputs(
+    structure: Any, cell: DefectCell, charge: int, calc_dir: Path, engine: Mapping[str, Any]
+) -> None:
+    """Structure files, defect.json and the engine's inputs of a defect calculation:
+    a relaxation of the atoms within relax_radius of the defect, or a single point when
+    relax_radius is 0. ``structure`` is where it starts (the ideal cell, or a trial of
+    the ground-state search); ``cell`` keeps the ideal one."""
     write_structure_files(structure, calc_dir)
     cell.to_json(calc_dir / DEFECT_CELL)
     relax_radius = float(engine["settings"]["relax_radius"])

@@ -209,6 +209,70 @@ def defect_inputs_params(config: Mapping[str, Any]) -> EngineParams:
     return {"engine": engine_inputs(config)}
 
 
+# --------------------------------------------------------------------------- search.smk
+
+#: Thresholds of the trial relaxations of the ground-state search, per engine. The trials
+#: only have to fall into their basin and be ranked: ShakeNBreak's analysis treats
+#: energy differences below 0.05 eV as ties, and the winner is relaxed again at the
+#: production thresholds (its production run starts from it). So forces to 0.1 eV/Å
+#: (twice fast's 0.05, four times accurate's 0.025) and at most 40 ionic steps before
+#: the run counts as unconverged and the recovery ladder resumes it from its last step.
+SEARCH_RELAXATION: dict[str, dict[str, Any]] = {
+    "cp2k": {"max_force": 0.1, "geo_max_iter": 40},
+    "vasp": {"ediffg": -0.1, "nsw": 40},
+}
+#: A trial is a new ground state when it lies more than this (eV) below the plain
+#: relaxation (ShakeNBreak's threshold; thermodynamics/ground_state_search.py).
+SEARCH_MIN_E_DIFF = 0.05
+
+
+def search_distortions(config: Mapping[str, Any]) -> list[float]:
+    """Bond distortions of config ``ground_state_search`` (screen or full)."""
+    from perovskite_defects.defects.distortions import FULL_DISTORTIONS, SCREEN_DISTORTIONS
+
+    mode = config["ground_state_search"]
+    return list({"screen": SCREEN_DISTORTIONS, "full": FULL_DISTORTIONS}[mode])
+
+
+@_params
+def search_trial_params(config: Mapping[str, Any]) -> EngineParams:
+    """The engine with the loose thresholds of :data:`SEARCH_RELAXATION` (never tighter
+    than the production ones). Refuses unrelaxed defects (relax_radius 0): the search
+    compares relaxed structures and its winner is a start for a production relaxation."""
+    engine = engine_inputs(config)
+    settings = dict(engine["settings"])
+    if float(settings["relax_radius"]) <= 0:
+        raise ValueError(
+            f"config key 'ground_state_search': {config['ground_state_search']} relaxes "
+            f"defects, but {config['engine']}.settings.relax_radius is 0 (unrelaxed, the "
+            "fast level's default); set relax_radius > 0 (e.g. 6, as level accurate) or off"
+        )
+    loose = SEARCH_RELAXATION.get(config["engine"])
+    if loose is None:
+        raise ValueError(f"config key 'ground_state_search': engine {config['engine']} has none")
+    for key, value in loose.items():
+        if key == "max_force":
+            settings[key] = max(float(settings[key]), value)
+        elif key == "ediffg":  # VASP: negative = force threshold
+            settings[key] = min(float(settings[key]), value)
+        else:  # step limits
+            settings[key] = min(int(settings[key]), value)
+    return {"engine": {**engine, "settings": settings}}
+
+
+class SearchSummaryParams(TypedDict):
+    min_e_diff: float
+
+
+@_params
+def search_summary_params(config: Mapping[str, Any]) -> SearchSummaryParams:
+    return {"min_e_diff": SEARCH_MIN_E_DIFF}
+
+
+# the production inputs after a search read what defect_inputs reads: the engine
+defect_inputs_searched_params = defect_inputs_params
+
+
 # --------------------------------------------------------------------------- spin_orbit.smk
 
 

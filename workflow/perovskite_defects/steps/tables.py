@@ -35,6 +35,8 @@ from perovskite_defects.thermodynamics.rows import DEFECT, TRANSITION
 from perovskite_defects.thermodynamics.trap_classes import DefectStates
 
 log = logging.getLogger("perovskite_defects")
+#: start.json of steps/search.py (not imported: that module loads the distortion code)
+SEARCH_START = "start.json"
 
 
 def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
@@ -59,7 +61,7 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
         runs.append(
             DefectRun(
                 name=cell.name,
-                record=CalcRecord.from_json(directory / RECORD),
+                record=_with_search_start(CalcRecord.from_json(directory / RECORD), directory),
                 atoms_added=cell.atoms_added,
                 multiplicity=cell.multiplicity,
                 # a failed run's correction.json holds no total
@@ -69,6 +71,20 @@ def read_defect_runs(defect_dirs: Sequence[str | Path]) -> list[DefectRun]:
             )
         )
     return runs
+
+
+def _with_search_start(record: CalcRecord, directory: Path) -> CalcRecord:
+    """A relaxation that started from a ground-state-search trial (its start.json, written
+    only with ground_state_search on) began away from the ideal site: its vertical energy
+    is the first step of the Unperturbed trial (same SCF settings), so the relaxation
+    energy stays E_relaxed - E_ideal site (none when that first step is unknown)."""
+    path = directory / SEARCH_START
+    if path.is_file():
+        start = json.loads(path.read_text())
+        if start["start"] != "ideal site":  # unknown vertical energy: no relaxation energy
+            vertical = start.get("vertical_energy_eV")
+            record.initial_energy = None if vertical is None else float(vertical)
+    return record
 
 
 def tables(
@@ -184,6 +200,8 @@ def tables(
 
 def _run_provenance(run: DefectRun, directory: Path) -> dict[str, Any]:
     info = _provenance(run.record, directory / RECORD)
+    if (directory / SEARCH_START).is_file():  # ground-state search: where the run started
+        info["search_start"] = json.loads((directory / SEARCH_START).read_text())
     if run.failure:
         return info | {"failure": run.failure}
     return info | {"correction": json.loads((directory / "correction.json").read_text())}

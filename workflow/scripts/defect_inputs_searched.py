@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from perovskite_defects.scripting import rule_context
+from perovskite_defects.steps.search import prepare_searched_defect
+
+with rule_context(snakemake) as params:  # noqa: F821 (snakemake is injected)
+    prepare_searched_defect(
+        Path(snakemake.input.manifest).parent,  # noqa: F821
+        Path(snakemake.input.bulk).parent,  # noqa: F821
+        snakemake.wildcards.defect,  # noqa: F821
+        int(snakemake.wildcards.charge),  # noqa: F821
+        Path(snakemake.output[0]).parent,  # noqa: F821
+        snakemake.input.summary,  # noqa: F821
+        **params,
+    )
