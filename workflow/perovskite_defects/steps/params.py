@@ -228,6 +228,7 @@ SEARCH_MIN_E_DIFF = 0.05
 
 def search_distortions(config: Mapping[str, Any]) -> list[float]:
     """Bond distortions of config ``ground_state_search`` (screen or full)."""
+    # why: distortions loads pymatgen and ASE; this module is read at every Snakefile parse
     from perovskite_defects.defects.distortions import FULL_DISTORTIONS, SCREEN_DISTORTIONS
 
     mode = config["ground_state_search"]

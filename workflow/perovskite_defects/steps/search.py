@@ -22,7 +22,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from perovskite_defects.defects.distortions import (
+    DefectCentre,
+    distorted_neighbour_count,
+    distortion_label,
+    nominal_charge_of,
+    trial_structures,
+)
 from perovskite_defects.engines.base import CalcRecord, CalcSpec
+from perovskite_defects.reporting.plots import _pyplot, _save
+from perovskite_defects.reporting.tables import write_csv
 from perovskite_defects.steps.calculations import OMITTED
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD, write_inputs, write_structure_files
 from perovskite_defects.steps.defects import defect_cell, write_defect_inputs
@@ -42,10 +51,6 @@ def search_labels(defect: str, charge: int, distortions: Sequence[float]) -> lis
     "Unperturbed" (the plain relaxation) then one per bond distortion, or "Rattled" when
     no neighbour is distorted (N = 0). [] for a defect the method cannot place (complexes,
     species without an oxidation state in defects/names.py): see :func:`not_searched`."""
-    from perovskite_defects.defects.distortions import (
-        distorted_neighbour_count,
-        distortion_label,
-    )
 
     if not_searched(defect) is not None:
         return []
@@ -57,7 +62,6 @@ def search_labels(defect: str, charge: int, distortions: Sequence[float]) -> lis
 def not_searched(defect: str) -> str | None:
     """Why ``defect`` gets no search (None when it does): a complex has no single centre
     to distort about; N needs the nominal charge, i.e. oxidation states of its species."""
-    from perovskite_defects.defects.distortions import nominal_charge_of
 
     try:
         nominal_charge_of(defect)
@@ -101,7 +105,6 @@ def prepare_trial(
     (steps/params.py ``search_trial_params``), atoms beyond relax_radius fixed as in the
     production run. A trial with two atoms closer than 1 Å gets ``omitted.json`` and is
     not run (ShakeNBreak leaves such trials out)."""
-    from perovskite_defects.defects.distortions import distorted_neighbour_count, trial_structures
 
     manifest_dir, calc_dir = Path(manifest_dir), Path(calc_dir)
     name = _defect_name(manifest_dir, defect_id)
@@ -183,8 +186,6 @@ def _centre(structure: Any, cell: Any) -> Any:
     """The distortion centre: a vacancy's former position, else the defect's atom (the
     site nearest the defect position)."""
     import numpy as np
-
-    from perovskite_defects.defects.distortions import DefectCentre
 
     if cell.kind == "vacancy":
         x, y, z = (float(v) for v in cell.frac_coords)
@@ -323,7 +324,6 @@ def summarise_search(
 
 
 def _write_summary_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
-    from perovskite_defects.reporting.tables import write_csv
 
     columns = ["charge", "label", "distortion", "energy_eV", "relative_eV", "status"]
     write_csv(rows, path, columns=columns)
@@ -335,7 +335,6 @@ def _plot(energies: Mapping[int, Mapping[str, float]], defect_id: str, stem: Pat
     if energies:
         gss.plot_energies(energies, defect_id, stem)
         return
-    from perovskite_defects.reporting.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 1.5))
