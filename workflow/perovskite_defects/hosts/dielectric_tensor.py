@@ -233,7 +233,7 @@ def compute_dielectric(
     ``phonon_forces`` the zero-field runs of ``run`` in the Gamma-only response supercell
     give them instead; measured on cubic CsPbI3 (CP2K, DZVP, 250 Ry, 2026-12-01) that
     coarse sampling turns the Pb and I optical modes imaginary (-2.0 and -1.3 THz where the
-    unit cell with a 4x4x4 k-mesh gives +1.5 and +0.95 THz), so it is kept for tests only.
+    unit cell with a 4x4x4 k-mesh gives +0.80 and +0.54 THz), so it is kept for tests only.
     """
     phonon, cells = displaced_supercells(structure, supercell_matrix, distance)
     supercell = perfect_supercell(phonon)
