@@ -289,3 +289,30 @@ def test_dielectric_phonons_from_the_engine_in_the_unit_cell() -> None:
     expected = (z * constants.e) ** 2 / (constants.epsilon_0 * volume_si * mu_kg * omega_sq)
     np.testing.assert_allclose(result.ionic, expected * np.eye(3), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(result.electronic, (1 + chi) * np.eye(3), rtol=1e-6, atol=1e-9)
+
+
+def test_forces_that_do_not_sum_to_zero_give_no_phonons() -> None:
+    """A non-translation-invariant engine (as CP2K's semicore Na at 250-800 Ry, measured:
+    0.27 eV/Å of drift for a 0.01 Å step) is refused, not projected away by phonopy."""
+    from perovskite_defects.hosts.dielectric_tensor import compute_dielectric
+
+    springs = spring_forces(K_SPRING)
+
+    def drifting(cell: Structure, label: str) -> np.ndarray:
+        f = springs(cell, label)
+        f[0] += [0.0, 0.2, 0.2]  # one atom feels a force its neighbours do not return
+        return f
+
+    with pytest.raises(PhononError, match="not translation-invariant"):
+        gamma_phonons(fcc_primitive(), CONVENTIONAL_FROM_FCC, drifting)
+
+    def field_run(cell: Structure, label: str, field: np.ndarray):
+        charges = np.array([1.0 if s.specie.symbol == "Na" else -1.0 for s in cell])
+        return np.outer(charges, field), np.zeros(3)
+
+    result = compute_dielectric(
+        fcc_primitive(), CONVENTIONAL_FROM_FCC, field_run, 0.05, phonon_forces=drifting
+    )
+    assert result.phonons is None and result.ionic is None
+    assert "not translation-invariant" in (result.refusal or "")
+    assert result.summary()["phonons"] is None

@@ -40,6 +40,7 @@ from perovskite_defects.hosts.phonons import (
     ZERO_FREQUENCY_THZ,
     ForcesFunction,
     GammaPhonons,
+    PhononError,
     displaced_supercells,
     gamma_phonons,
     perfect_supercell,
@@ -157,7 +158,7 @@ class DielectricResult:
     born_charges: np.ndarray
     species: list[str]
     asr_violation: float
-    phonons: GammaPhonons
+    phonons: GammaPhonons | None
     ionic: np.ndarray | None = None
     refusal: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -182,7 +183,7 @@ class DielectricResult:
                 for i, (el, z) in enumerate(zip(self.species, self.born_charges, strict=True))
             },
             "acoustic_sum_rule_violation_e": round(self.asr_violation, 5),
-            "phonons": self.phonons.summary(),
+            "phonons": None if self.phonons is None else self.phonons.summary(),
             "settings": self.settings,
         }
 
@@ -246,14 +247,22 @@ def compute_dielectric(
         get_phonopy_structure(supercell),
         primitive=get_phonopy_structure(structure),
     )
+    phonons: GammaPhonons | None = None
+    refusal = None
+    try:
+        if phonon_forces is None:
+            zero = np.zeros(3)
+            sets = [run(cell, f"disp-{i + 1:03d}", zero)[0] for i, cell in enumerate(cells)]
+            phonons = phonons_from_forces(phonon, sets)
+        else:
+            phonons = gamma_phonons(structure, phonon_matrix, phonon_forces, distance)
+    except PhononError as err:
+        refusal = f"no Gamma phonons: {err}"
     if phonon_forces is None:
-        zero = np.zeros(3)
-        force_sets = [run(cell, f"disp-{i + 1:03d}", zero)[0] for i, cell in enumerate(cells)]
-        phonons = phonons_from_forces(phonon, force_sets)
-        phonon_cell = np.asarray(phonon.supercell_matrix).tolist()
+        phonon_cell = np.asarray(phonon.supercell_matrix)
     else:
-        phonons = gamma_phonons(structure, phonon_matrix, phonon_forces, distance)
-        phonon_cell = np.asarray(phonons.supercell_matrix).tolist()
+        phonon_cell = np.asarray(phonon_matrix)
+        phonon_cell = np.diag(phonon_cell) if phonon_cell.ndim == 1 else phonon_cell
     result = DielectricResult(
         electronic=np.asarray(eps_inf),
         born_charges=np.asarray(born),
@@ -262,13 +271,16 @@ def compute_dielectric(
         phonons=phonons,
         settings={
             "supercell_matrix": np.asarray(phonon.supercell_matrix).tolist(),
-            "phonon_cell_matrix": phonon_cell,
+            "phonon_cell_matrix": phonon_cell.tolist(),
             "phonon_forces": "Gamma-only response supercell" if phonon_forces is None else "engine",
             "field_v_per_angstrom": field,
             "displacement_angstrom": distance,
             "eps_inf_unsymmetrised": np.round(eps_raw, 5).tolist(),
         },
     )
+    if phonons is None:
+        result.refusal = refusal
+        return result
     try:
         result.ionic, _ = ionic_tensor(result.born_charges, phonons, structure.volume)
     except IonicPartUndefinedError as err:
