@@ -101,7 +101,8 @@ rule bulk_inputs:
 
 
 # dielectric: {source: computed}: electronic + ionic tensors of the relaxed unit cell
-# (CP2K finite Berry-phase field + phonopy Gamma phonons, in a Gamma-only supercell).
+# (CP2K finite Berry-phase field in a Gamma-only supercell; phonopy Gamma phonons of the
+# unit cell with the engine's k-mesh).
 rule host_dielectric:
     input:
         "results/{study}/{host}/unitcell/record.json",
