@@ -113,3 +113,9 @@ def test_cross_charge_trials_and_their_rows(tmp_path: Path) -> None:
     lowest = {r.charge: r for r in lowest_trials(records)}
     assert lowest[-1].lowest == "Bond_Distortion_-40.0%_from_0"
     assert len(plot_energies(records, "V_I", tmp_path / "cross")) == 2
+
+
+def test_plot_without_any_trial_energy_still_writes_both_files(tmp_path) -> None:
+    paths = plot_energies({-1: {}}, "V_I", tmp_path / "summary")
+    assert sorted(p.suffix for p in paths) == [".png", ".svg"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)

@@ -34,7 +34,7 @@ from phonopy.structure.symmetry import symmetrize_borns_and_epsilon
 from pymatgen.core import Structure
 from pymatgen.io.phonopy import get_phonopy_structure
 
-from perovskite_defects.hosts.field_symmetry import field_axes, full_tensors
+from perovskite_defects.hosts.field_symmetry import atom_mapping, field_axes, full_tensors
 from perovskite_defects.hosts.phonons import (
     DEFAULT_DISPLACEMENT,
     ZERO_FREQUENCY_THZ,
@@ -198,7 +198,8 @@ def field_response(
     cell, 2 runs; all three in a triclinic one, 6 runs); the other rows follow from the
     symmetry operations. ``axes`` overrides the choice.
     """
-    axes = list(field_axes(supercell) if axes is None else axes)
+    mapping = atom_mapping(supercell)
+    axes = list(field_axes(supercell, mapping=mapping) if axes is None else axes)
     forces: dict[str, list[np.ndarray]] = {"+": [], "-": []}
     dipoles: dict[str, list[np.ndarray]] = {"+": [], "-": []}
     for a in axes:
@@ -212,7 +213,7 @@ def field_response(
     columns = eps_inf_from_dipoles(
         dipoles["+"], dipoles["-"], field, supercell.lattice.matrix, axes
     )
-    return full_tensors(supercell, axes, rows, columns)
+    return full_tensors(supercell, axes, rows, columns, mapping=mapping)
 
 
 def compute_dielectric(

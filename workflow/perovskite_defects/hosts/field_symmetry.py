@@ -31,20 +31,16 @@ class FieldSymmetryError(ValueError):
     """The measured field directions do not fix every tensor element."""
 
 
-def cartesian_operations(structure: Structure, symprec: float = SYMPREC) -> list[np.ndarray]:
-    """Cartesian rotations R (3x3) of the space group of ``structure``, one per operation.
+#: A cell's symmetry operations as :func:`atom_mapping` gives them: (R, perm) per operation
+Operations = list[tuple[np.ndarray, list[int]]]
 
-    Pure translations of a supercell repeat the identity rotation; they are kept because
-    they map atoms onto other atoms (used by :func:`atom_mapping`).
+
+def atom_mapping(structure: Structure, symprec: float = SYMPREC) -> Operations:
+    """(R, perm) per operation: atom k goes to atom perm[k] under x -> R x + t.
+
+    R is Cartesian. Pure translations of a supercell repeat the identity rotation; they
+    are kept because they map atoms onto other atoms.
     """
-    ops = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_operations(cartesian=True)
-    return [np.asarray(op.rotation_matrix, dtype=float) for op in ops]
-
-
-def atom_mapping(
-    structure: Structure, symprec: float = SYMPREC
-) -> list[tuple[np.ndarray, list[int]]]:
-    """(R, perm) per operation: atom k goes to atom perm[k] under x -> R x + t."""
     ops = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_operations(cartesian=True)
     lattice = structure.lattice
     frac = structure.frac_coords
@@ -68,13 +64,17 @@ def atom_mapping(
     return result
 
 
-def field_axes(structure: Structure, symprec: float = SYMPREC) -> list[int]:
+def field_axes(
+    structure: Structure, symprec: float = SYMPREC, mapping: Operations | None = None
+) -> list[int]:
     """The fewest Cartesian axes (0, 1, 2 = x, y, z) whose fields fix all tensors.
 
     Axes are added in the order x, z, y (z first so a tetragonal cell with its c axis
-    along z needs x and z) until the rotated axes R e_a span space.
+    along z needs x and z) until the rotated axes R e_a span space. ``mapping``: the
+    cell's :func:`atom_mapping`, if already at hand.
     """
-    rotations = cartesian_operations(structure, symprec)
+    ops = atom_mapping(structure, symprec) if mapping is None else mapping
+    rotations = [rot for rot, _ in ops]
     chosen: list[int] = []
     for axis in (0, 2, 1):
         chosen.append(axis)
@@ -99,6 +99,7 @@ def full_tensors(
     born_rows: np.ndarray,
     eps_columns: np.ndarray,
     symprec: float = SYMPREC,
+    mapping: Operations | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full Z* (N, 3, 3) and eps_inf (3x3) from the rows measured along ``axes``.
 
@@ -106,7 +107,8 @@ def full_tensors(
     ``eps_columns[i]`` is column ``axes[i]`` of eps_inf (shape (len(axes), 3)).
     With all three axes and no symmetry this returns the measured tensors unchanged.
     """
-    mapping = atom_mapping(structure, symprec)
+    if mapping is None:
+        mapping = atom_mapping(structure, symprec)
     n_atoms = len(structure)
     vectors: list[list[np.ndarray]] = [[] for _ in range(n_atoms)]
     values: list[list[np.ndarray]] = [[] for _ in range(n_atoms)]

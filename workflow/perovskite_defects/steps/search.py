@@ -30,7 +30,6 @@ from perovskite_defects.defects.distortions import (
     trial_structures,
 )
 from perovskite_defects.engines.base import CalcRecord, CalcSpec
-from perovskite_defects.reporting.plots import _pyplot, _save
 from perovskite_defects.reporting.tables import write_csv
 from perovskite_defects.steps.calculations import OMITTED
 from perovskite_defects.steps.common import DEFECT_CELL, RECORD, write_inputs, write_structure_files
@@ -319,7 +318,7 @@ def summarise_search(
     for row in summary["trials"]:
         if row["energy_eV"] is not None:
             usable.setdefault(row["charge"], {})[row["label"]] = row["energy_eV"]
-    _plot(usable, defect_id, out_dir / SUMMARY)
+    gss.plot_energies(usable, defect_id, out_dir / SUMMARY)
     return summary
 
 
@@ -327,21 +326,6 @@ def _write_summary_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     columns = ["charge", "label", "distortion", "energy_eV", "relative_eV", "status"]
     write_csv(rows, path, columns=columns)
-
-
-def _plot(energies: Mapping[int, Mapping[str, float]], defect_id: str, stem: Path) -> None:
-    """The plot of ground_state_search.py, or a figure saying there is nothing to plot
-    (the rule's PNG exists either way)."""
-    if energies:
-        gss.plot_energies(energies, defect_id, stem)
-        return
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 1.5))
-    ax.axis("off")
-    ax.text(0.5, 0.5, f"{defect_id}: no relaxed trial energies", ha="center", va="center")
-    _save(fig, stem)
-    plt.close(fig)
 
 
 def prepare_searched_defect(

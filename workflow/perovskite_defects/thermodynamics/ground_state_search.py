@@ -154,12 +154,20 @@ def plot_energies(
     """Energy relative to the plain relaxation against bond distortion (%), one line per
     charge state; "Rattled" is drawn at 0 % with an open marker, a structure from another
     charge state as a cross at its distortion, the plain relaxation is the zero line.
-    Writes PNG and SVG; returns their paths."""
+    Writes PNG and SVG (a figure saying so when no trial has an energy, so the files
+    exist either way); returns their paths."""
     # why: reporting.plots loads matplotlib: only when a plot is drawn
     from perovskite_defects.reporting.plots import _pyplot, _save
 
-    rows = energy_table(records)
     plt = _pyplot()
+    if not any(records.values()):
+        fig, ax = plt.subplots(figsize=(5.0, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{defect}: no relaxed trial energies", ha="center", va="center")
+        paths = _save(fig, Path(stem))
+        plt.close(fig)
+        return paths
+    rows = energy_table(records)
     fig, ax = plt.subplots(figsize=(5.0, 3.8))
     ax.axhline(0.0, color="0.5", lw=1, ls="--", label=f"{UNPERTURBED} (plain relaxation)")
     for i, charge in enumerate(sorted({r.charge for r in rows}, reverse=True)):
